@@ -37,9 +37,10 @@ _BOXWORLD_IDS = {
         "solution_length": (1, 2, 3, 4, 5),
         "num_distractors": (0, 1, 2, 3, 4, 5),
     },
-    # A small level set for a first training run that succeeds in minutes on a laptop.
+    # A small level set for a first training run that succeeds in minutes on a laptop
+    # (a 6x6 room holds at most 2 objects, too few for a solution path of 2 boxes).
     "rmc/BoxWorldEasy-v0": {
-        "room_size": 6,
+        "room_size": 7,
         "solution_length": (1, 2),
         "num_distractors": 0,
     },
