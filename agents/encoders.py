@@ -1,0 +1,224 @@
+"""Observation encoders chosen from the observation space.
+
+- Images (a ``Box`` of rank 3, read as ``H x W x C``, or a ``uint8`` ``Box`` of rank 2, read
+  as ``H x W`` with one channel): a convolutional encoder. ``uint8`` pixels are scaled to
+  ``[0, 1]`` inside the encoder; floating images are used as they are.
+
+  - ``"small"``: the encoder of the RMC paper's Box-World agent (Santoro et al. 2018,
+    App. A.3): two 2x2 convolutions with 12 and 24 kernels, stride 1, ReLU after each.
+    The coordinate maps the paper adds are added by ``feature_map_rows`` when the cells
+    become the input rows of a relational core.
+  - ``"deep"``: the strided encoder of the DQN / IMPALA-shallow Atari agents for large
+    frames such as 84x84: 8x8 stride 4 (32), 4x4 stride 2 (64), 3x3 stride 1 (64), ReLU.
+  - ``"auto"``: ``"small"`` when the image has at most ``SMALL_IMAGE_MAX_CELLS`` cells
+    (grid worlds such as Box-World and Mini PacMan), ``"deep"`` otherwise.
+
+  Output sizes come from a test forward pass, never from hard-coded numbers.
+- Other ``Box`` spaces and ``MultiBinary``: flattened to floats, then a two-layer MLP.
+- ``MultiDiscrete``: concatenated one-hots, then the MLP.
+- ``Discrete``: a learned embedding.
+- ``Dict`` / ``Tuple``: one encoder per leaf, joined by the policy (feature maps stay
+  spatial, the other leaves are concatenated into one flat vector).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.spaces import Path, UnsupportedSpaceError, get_leaf, space_leaves
+
+__all__ = [
+    "SMALL_IMAGE_MAX_CELLS",
+    "EncodedObservation",
+    "ImageEncoder",
+    "VectorEncoder",
+    "DiscreteEncoder",
+    "ObservationEncoder",
+    "is_image_space",
+    "feature_map_rows",
+]
+
+SMALL_IMAGE_MAX_CELLS = 32 * 32
+"""``encoder="auto"`` picks the small (paper) encoder for images with at most this many cells."""
+
+
+def is_image_space(space: gym.Space) -> bool:
+    """True for a Box read as an image: rank 3 (H x W x C), or rank 2 with dtype uint8."""
+    if not isinstance(space, gym.spaces.Box):
+        return False
+    return len(space.shape) == 3 or (len(space.shape) == 2 and space.dtype == np.uint8)
+
+
+class EncodedObservation(NamedTuple):
+    """The encoders' output for a flat batch of ``N`` observations.
+
+    Attributes:
+        feature_maps: one ``[N, C, H, W]`` map per image leaf (empty list if none).
+        flat: ``[N, F]`` all other leaves' features concatenated, or None if there are none.
+    """
+
+    feature_maps: list[torch.Tensor]
+    flat: torch.Tensor | None
+
+
+class ImageEncoder(nn.Module):
+    """Convolutional encoder for an ``H x W x C`` (or ``H x W`` uint8) image space.
+
+    Args:
+        space: the image Box space.
+        kind: ``"small"``, ``"deep"`` or ``"auto"`` (see the module docstring).
+
+    Raises:
+        ValueError: for an unknown kind, or an image too small for the deep encoder.
+    """
+
+    def __init__(self, space: gym.spaces.Box, kind: Literal["auto", "small", "deep"] = "auto") -> None:
+        super().__init__()
+        height, width = space.shape[:2]
+        channels = space.shape[2] if len(space.shape) == 3 else 1
+        if kind == "auto":
+            kind = "small" if height * width <= SMALL_IMAGE_MAX_CELLS else "deep"
+        if kind == "small":
+            layers = [nn.Conv2d(channels, 12, 2), nn.ReLU(), nn.Conv2d(12, 24, 2), nn.ReLU()]
+        elif kind == "deep":
+            layers = [nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+                      nn.Conv2d(64, 64, 3, stride=1), nn.ReLU()]
+        else:
+            raise ValueError(f"encoder must be 'auto', 'small' or 'deep', got {kind!r}")
+        self.kind = kind
+        self.convolutions = nn.Sequential(*layers)
+        self.scale = 1.0 / 255.0 if space.dtype == np.uint8 else 1.0
+        self.image_rank = len(space.shape)
+        try:
+            with torch.no_grad():
+                probe = self.convolutions(torch.zeros(1, channels, height, width))
+        except RuntimeError as error:
+            raise ValueError(
+                f"image observations of shape {space.shape} are too small for the {kind!r} encoder; "
+                "use encoder='small'"
+            ) from error
+        self.output_shape: tuple[int, int, int] = tuple(probe.shape[1:])  # (C', H', W')
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``[N, H, W, C]`` (or ``[N, H, W]``) raw pixels -> ``[N, C', H', W']`` features."""
+        x = image.float() * self.scale
+        x = x.unsqueeze(1) if self.image_rank == 2 else x.permute(0, 3, 1, 2)  # [N, C, H, W]
+        return self.convolutions(x)
+
+
+class VectorEncoder(nn.Module):
+    """Two-layer ReLU MLP over a flattened Box / MultiBinary / MultiDiscrete observation.
+
+    Args:
+        space: the leaf space.
+        hidden_size: width of both layers.
+    """
+
+    def __init__(self, space: gym.spaces.Box | gym.spaces.MultiBinary | gym.spaces.MultiDiscrete,
+                 hidden_size: int) -> None:
+        super().__init__()
+        self.shape = tuple(space.shape)
+        if isinstance(space, gym.spaces.MultiDiscrete):
+            self.nvec: tuple[int, ...] | None = tuple(int(n) for n in np.asarray(space.nvec).reshape(-1))
+            self.register_buffer("start", torch.as_tensor(np.asarray(space.start).reshape(-1), dtype=torch.int64),
+                                 persistent=False)
+            input_size = sum(self.nvec)
+        else:
+            self.nvec = None
+            input_size = int(np.prod(self.shape))
+        self.mlp = nn.Sequential(nn.Linear(input_size, hidden_size), nn.ReLU(),
+                                 nn.Linear(hidden_size, hidden_size), nn.ReLU())
+        self.output_size = hidden_size
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        """``[N, *shape]`` -> ``[N, hidden_size]``."""
+        flat = observation.reshape(observation.shape[0], -1)  # [N, D]
+        if self.nvec is not None:
+            indices = flat.long() - self.start
+            flat = torch.cat([F.one_hot(indices[:, i], n) for i, n in enumerate(self.nvec)], dim=-1)
+        return self.mlp(flat.float())
+
+
+class DiscreteEncoder(nn.Module):
+    """Learned embedding of a ``Discrete(n, start)`` observation.
+
+    Args:
+        space: the Discrete space.
+        embedding_size: size of the embedding.
+    """
+
+    def __init__(self, space: gym.spaces.Discrete, embedding_size: int) -> None:
+        super().__init__()
+        self.start = int(space.start)
+        self.embedding = nn.Embedding(int(space.n), embedding_size)
+        self.output_size = embedding_size
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        """``[N]`` -> ``[N, embedding_size]``."""
+        return self.embedding(observation.long().reshape(-1) - self.start)
+
+
+class ObservationEncoder(nn.Module):
+    """One encoder per leaf of the observation space.
+
+    Args:
+        space: the environment's (single, unbatched) observation space.
+        image_encoder: ``"auto"``, ``"small"`` or ``"deep"``, for every image leaf.
+        hidden_size: width of the vector MLPs.
+        embedding_size: size of Discrete embeddings.
+
+    Raises:
+        UnsupportedSpaceError: for a leaf space that cannot be encoded, naming it.
+    """
+
+    def __init__(self, space: gym.Space, image_encoder: Literal["auto", "small", "deep"] = "auto",
+                 hidden_size: int = 256, embedding_size: int = 32) -> None:
+        super().__init__()
+        self.image_paths: list[Path] = []
+        self.flat_paths: list[Path] = []
+        image_modules: list[ImageEncoder] = []
+        flat_modules: list[nn.Module] = []
+        for path, leaf in space_leaves(space):
+            if is_image_space(leaf):
+                self.image_paths.append(path)
+                image_modules.append(ImageEncoder(leaf, image_encoder))
+            elif isinstance(leaf, (gym.spaces.Box, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)):
+                self.flat_paths.append(path)
+                flat_modules.append(VectorEncoder(leaf, hidden_size))
+            elif isinstance(leaf, gym.spaces.Discrete):
+                self.flat_paths.append(path)
+                flat_modules.append(DiscreteEncoder(leaf, embedding_size))
+            else:
+                where = f" at {list(path)}" if path else ""
+                raise UnsupportedSpaceError(
+                    f"unsupported observation space {leaf!r}{where}: supported are Box, Discrete, "
+                    "MultiDiscrete, MultiBinary, and Dict / Tuple of these"
+                )
+        self.image_encoders = nn.ModuleList(image_modules)
+        self.flat_encoders = nn.ModuleList(flat_modules)
+        self.feature_map_shapes: list[tuple[int, int, int]] = [m.output_shape for m in image_modules]
+        self.flat_size = sum(m.output_size for m in flat_modules)
+
+    def forward(self, observation: object) -> EncodedObservation:
+        """Encodes a flat batch: every leaf of ``observation`` is ``[N, *leaf_shape]``."""
+        maps = [encoder(get_leaf(observation, path)) for path, encoder in zip(self.image_paths, self.image_encoders)]
+        flats = [encoder(get_leaf(observation, path)) for path, encoder in zip(self.flat_paths, self.flat_encoders)]
+        return EncodedObservation(maps, torch.cat(flats, dim=-1) if flats else None)
+
+
+def feature_map_rows(feature_map: torch.Tensor) -> torch.Tensor:
+    """Turns a ``[N, C, H, W]`` map into ``[N, H*W, C + 2]`` rows, one per cell, each with its
+    x and y coordinates in ``[-1, 1]`` appended (the RMC paper's coordinate maps)."""
+    n, _, height, width = feature_map.shape
+    ys = torch.linspace(-1.0, 1.0, height, device=feature_map.device, dtype=feature_map.dtype)
+    xs = torch.linspace(-1.0, 1.0, width, device=feature_map.device, dtype=feature_map.dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")  # [H, W] each
+    coordinates = torch.stack([grid_x, grid_y]).expand(n, 2, height, width)
+    with_coordinates = torch.cat([feature_map, coordinates], dim=1)  # [N, C+2, H, W]
+    return with_coordinates.flatten(2).transpose(1, 2)  # [N, H*W, C+2]
