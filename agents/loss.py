@@ -1,0 +1,144 @@
+"""The IMPALA learner loss (Espeholt et al. 2018): V-trace policy gradient, baseline and
+entropy terms.
+
+``total = policy_loss + baseline_cost * baseline_loss + entropy_cost * entropy_loss`` with
+
+- ``policy_loss = -sum(log pi(a_t|x_t) * pg_advantage_t)``,
+- ``baseline_loss = 0.5 * sum((v_t - V(x_t))^2)``,
+- ``entropy_loss = -sum(H(pi(.|x_t)))``,
+
+summed over time and batch as in the reference implementations (``reduction="sum"``);
+``reduction="mean"`` divides every term by the number of valid transitions instead.
+
+Episode boundaries (see ``agents.trajectory``): the discount is ``discount * (1 -
+terminated)``, so termination cuts the return and truncation bootstraps from the value of
+the episode's final observation (which NEXT_STEP autoreset stores at ``obs[t + 1]``). The
+autoreset transition (``valid == False``) gets importance weight 0 (log-rho ``-inf``),
+zero reward and zero discount: its V-trace target is its own value, so it contributes
+nothing to the targets of the steps before it, and it is masked out of every loss term.
+The core is reset at every episode's first observation by the policy's unroll.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+
+from agents import vtrace
+from agents.policy import ActorCritic
+from agents.trajectory import Trajectory
+
+__all__ = ["LossConfig", "LossOutput", "impala_loss"]
+
+
+@dataclass
+class LossConfig:
+    """Coefficients of the IMPALA loss."""
+
+    discount: float = 0.99
+    """Discount factor gamma."""
+    baseline_cost: float = 0.5
+    """Weight of the value (baseline) loss."""
+    entropy_cost: float = 0.01
+    """Weight of the entropy bonus."""
+    clip_rho_threshold: float | None = 1.0
+    """rho-bar of the V-trace value targets (None: no clipping)."""
+    clip_pg_rho_threshold: float | None = 1.0
+    """rho-bar of the policy-gradient advantages (None: no clipping)."""
+    reward_clip: float | None = None
+    """Clip learner rewards to [-reward_clip, reward_clip] (IMPALA Atari: 1.0); None: no clipping."""
+    reduction: Literal["sum", "mean"] = "sum"
+    """Sum the loss terms over time and batch (reference) or average over valid transitions."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.discount <= 1.0:
+            raise ValueError(f"discount must be in [0, 1], got {self.discount}")
+        if self.reward_clip is not None and not self.reward_clip > 0:
+            raise ValueError(f"reward_clip must be > 0 or None, got {self.reward_clip}")
+        if self.reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
+
+
+class LossOutput(NamedTuple):
+    """The loss and detached scalars for logging.
+
+    Attributes:
+        total: scalar loss with gradient.
+        policy_loss: the policy-gradient term.
+        baseline_loss: the value term (before ``baseline_cost``).
+        entropy: mean policy entropy over valid transitions.
+        mean_value: mean ``V(x_t)`` over valid transitions.
+        mean_importance_weight: mean ``pi/mu`` over valid transitions.
+        mean_vtrace_target: mean V-trace target over valid transitions.
+    """
+
+    total: torch.Tensor
+    policy_loss: torch.Tensor
+    baseline_loss: torch.Tensor
+    entropy: torch.Tensor
+    mean_value: torch.Tensor
+    mean_importance_weight: torch.Tensor
+    mean_vtrace_target: torch.Tensor
+
+
+def impala_loss(
+    policy: ActorCritic,
+    trajectory: Trajectory,
+    initial_state: tuple[torch.Tensor, ...],
+    config: LossConfig,
+) -> LossOutput:
+    """Re-runs ``policy`` over ``trajectory`` and returns the IMPALA loss.
+
+    Args:
+        policy: the learner's policy.
+        trajectory: ``T`` transitions, ``T + 1`` observations, time-major.
+        initial_state: the core state at ``obs[0]`` (what the actor stored).
+        config: loss coefficients.
+
+    Returns:
+        ``LossOutput``.
+    """
+    output, _ = policy.unroll(trajectory.obs, trajectory.previous_action, trajectory.previous_reward,
+                              trajectory.reset, initial_state)
+    values = output.value  # [T+1, B]: values[:-1] are V(x_t), values[-1] the bootstrap
+    distribution = policy.distribution(output.policy_params[:-1])  # [T, B, P]
+    target_log_prob = distribution.log_prob(trajectory.action)  # [T, B]
+    entropy = distribution.entropy()  # [T, B]
+
+    valid = trajectory.valid  # [T, B]
+    weight = valid.to(values.dtype)
+    rewards = trajectory.reward.to(values.dtype)
+    if config.reward_clip is not None:
+        rewards = rewards.clamp(-config.reward_clip, config.reward_clip)
+    discounts = config.discount * (~trajectory.terminated).to(values.dtype)
+    log_rhos = (target_log_prob - trajectory.behaviour_log_prob).detach()
+    log_rhos = torch.where(valid, log_rhos, torch.full_like(log_rhos, -float("inf")))
+    targets = vtrace.from_importance_weights(
+        log_rhos=log_rhos,
+        discounts=discounts * weight,
+        rewards=rewards * weight,
+        values=values[:-1].detach(),
+        bootstrap_value=values[-1].detach(),
+        clip_rho_threshold=config.clip_rho_threshold,
+        clip_pg_rho_threshold=config.clip_pg_rho_threshold,
+    )
+
+    num_valid = weight.sum().clamp(min=1.0)
+    scale = 1.0 if config.reduction == "sum" else 1.0 / num_valid
+    policy_loss = -torch.where(valid, target_log_prob * targets.pg_advantages, 0.0).sum() * scale
+    baseline_loss = 0.5 * ((targets.vs - values[:-1]).square() * weight).sum() * scale
+    entropy_loss = -torch.where(valid, entropy, 0.0).sum() * scale
+    total = policy_loss + config.baseline_cost * baseline_loss + config.entropy_cost * entropy_loss
+
+    with torch.no_grad():
+        return LossOutput(
+            total=total,
+            policy_loss=policy_loss.detach(),
+            baseline_loss=baseline_loss.detach(),
+            entropy=(entropy * weight).sum() / num_valid,
+            mean_value=(values[:-1] * weight).sum() / num_valid,
+            mean_importance_weight=(log_rhos.exp() * weight).sum() / num_valid,
+            mean_vtrace_target=(targets.vs * weight).sum() / num_valid,
+        )

@@ -1,0 +1,330 @@
+"""A space-generic recurrent actor-critic around the Relational Memory Core.
+
+The agent of Santoro et al. 2018 ("Relational recurrent neural networks", App. A.3) trained
+with IMPALA (Espeholt et al. 2018): an observation encoder chosen from the observation
+space, a recurrent core (``rmc``, ``lstm``, or ``none`` for a feed-forward baseline), and an
+MLP followed by a value head and a policy head chosen from the action space.
+
+How the core receives its input (``N = T * B`` observations at once):
+
+- ``rmc``: each cell of each image feature map becomes one input row, with its x / y
+  coordinates in ``[-1, 1]`` appended (``num_input_rows = sum H' * W'``). The flat features
+  of the non-image leaves and the previous action / reward are appended to *every* row
+  (so every row's projection sees them; no extra row is added). Without an image leaf the
+  core gets one row: the flat features plus the previous action / reward.
+- ``lstm`` and ``none``: the feature maps are flattened (no coordinates: position is
+  implicit in the flat layout), concatenated with the flat features and the previous
+  action / reward, and passed through ``Linear(hidden_size) + ReLU``; that vector is the
+  LSTM's input, or the torso output for ``none``.
+
+Previous action and reward (IMPALA's optional inputs, on by default): the action as the
+head encodes it (one-hot for Discrete, concatenated one-hots for MultiDiscrete, bits for
+MultiBinary, the clipped vector for Box) and the reward transformed by
+``previous_reward_transform``: ``"signed_log"`` (default, ``sign(r) * log(1 + |r|)``,
+which keeps the difference between a +1 key and a +10 gem) or ``"clip"`` (to ``[-1, 1]``,
+as IMPALA). Both are zeroed inside the policy wherever ``reset`` is set, whatever the
+caller stored there.
+
+After the core: ``Linear(hidden_size) + ReLU``, then a ``Linear`` value head and the action
+head. The core's output is the flattened memory for the RMC (as in the reference), the
+hidden state for the LSTM.
+
+Core defaults: the paper's Box-World RMC (4 memories, 4 heads of size 256, 1 block,
+'memory' gating) costs about 16x the multiply-adds of our default and is available as
+``core_kwargs="rmc_boxworld_paper"``; the default ``"rmc_small"`` keeps the paper's layout
+(4 memories, 1 block, 'memory' gating, 2-layer attention MLP) with 2 heads of size 32.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+import rmc_core
+from agents.distributions import ActionDistribution
+from agents.encoders import ObservationEncoder, feature_map_rows
+from agents.heads import make_action_head
+from agents.spaces import map_leaves
+
+__all__ = ["CORE_PRESETS", "ActorCritic", "UnrollOutput", "ActOutput"]
+
+CoreState = tuple[torch.Tensor, ...]
+
+CORE_PRESETS: dict[str, dict[str, Any]] = {
+    "rmc_small": dict(mem_slots=4, head_size=32, num_heads=2, num_blocks=1, gate_style="memory",
+                      attention_mlp_layers=2),
+    "rmc_boxworld_paper": dict(mem_slots=4, head_size=256, num_heads=4, num_blocks=1, gate_style="memory",
+                               attention_mlp_layers=2),
+    "lstm_256": dict(hidden_size=256),
+}
+"""Named core settings usable as ``core_kwargs``; ``rmc_boxworld_paper`` is the RMC paper's
+Box-World core (App. A.3), ``rmc_small`` the default RMC."""
+
+DEFAULT_CORE_PRESET = {"rmc": "rmc_small", "lstm": "lstm_256"}
+
+
+class UnrollOutput(NamedTuple):
+    """The policy's outputs over a time-major unroll.
+
+    Attributes:
+        policy_params: ``[T, B, P]`` parameters of the action distribution.
+        value: ``[T, B]`` state values.
+        attention: ``[T, B, num_blocks, num_heads, rows, rows]`` RMC attention weights when
+            requested with ``return_attention=True``, else None.
+    """
+
+    policy_params: torch.Tensor
+    value: torch.Tensor
+    attention: torch.Tensor | None = None
+
+
+class ActOutput(NamedTuple):
+    """One acting step for a batch of ``B`` games.
+
+    Attributes:
+        action: ``[B, *action_shape]`` in the head's tensor layout.
+        log_prob: ``[B]`` behaviour log-probability of ``action``.
+        value: ``[B]`` state value.
+    """
+
+    action: torch.Tensor
+    log_prob: torch.Tensor
+    value: torch.Tensor
+
+
+def _resolve_core_kwargs(core: str, core_kwargs: dict[str, Any] | str | None) -> dict[str, Any]:
+    if core == "none":
+        if core_kwargs:
+            raise ValueError(f"core='none' takes no core_kwargs, got {core_kwargs!r}")
+        return {}
+    if core_kwargs is None:
+        core_kwargs = DEFAULT_CORE_PRESET[core]
+    if isinstance(core_kwargs, str):
+        if core_kwargs not in CORE_PRESETS or not core_kwargs.startswith(core):
+            valid = sorted(name for name in CORE_PRESETS if name.startswith(core))
+            raise ValueError(f"unknown core preset {core_kwargs!r} for core={core!r}; valid: {valid}")
+        core_kwargs = CORE_PRESETS[core_kwargs]
+    return dict(core_kwargs)
+
+
+class ActorCritic(nn.Module):
+    """Recurrent actor-critic for any supported Gymnasium observation and action space.
+
+    Args:
+        observation_space: the single (unbatched) observation space.
+        action_space: the single (unbatched) action space.
+        core: ``"rmc"`` (default), ``"lstm"`` or ``"none"`` (feed-forward).
+        core_kwargs: keyword arguments of the core (``rmc_core.RelationalMemory`` or
+            ``rmc_core.LSTMCore``), or the name of one of ``CORE_PRESETS``; None uses
+            ``"rmc_small"`` / ``"lstm_256"``.
+        encoder: image encoder: ``"auto"``, ``"small"`` (the paper's) or ``"deep"``.
+        use_previous_action_reward: feed the previous action and reward to the core.
+        hidden_size: width of the vector MLPs, the LSTM/feed-forward torso and the head MLP.
+        embedding_size: size of Discrete observation embeddings.
+        previous_reward_transform: ``"signed_log"`` or ``"clip"`` (see the module docstring).
+
+    Raises:
+        ValueError: for an unknown core, preset or option.
+        agents.spaces.UnsupportedSpaceError: for a space the agent cannot handle.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        core: Literal["rmc", "lstm", "none"] = "rmc",
+        core_kwargs: dict[str, Any] | str | None = None,
+        encoder: Literal["auto", "small", "deep"] = "auto",
+        use_previous_action_reward: bool = True,
+        hidden_size: int = 256,
+        embedding_size: int = 32,
+        previous_reward_transform: Literal["signed_log", "clip"] = "signed_log",
+    ) -> None:
+        super().__init__()
+        if core not in ("rmc", "lstm", "none"):
+            raise ValueError(f"core must be 'rmc', 'lstm' or 'none', got {core!r}")
+        if previous_reward_transform not in ("signed_log", "clip"):
+            raise ValueError(
+                f"previous_reward_transform must be 'signed_log' or 'clip', got {previous_reward_transform!r}"
+            )
+        if hidden_size < 1:
+            raise ValueError(f"hidden_size must be >= 1, got {hidden_size}")
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.core_kind = core
+        self.use_previous_action_reward = use_previous_action_reward
+        self.previous_reward_transform = previous_reward_transform
+
+        self.encoder = ObservationEncoder(observation_space, encoder, hidden_size, embedding_size)
+        self.action_head = make_action_head(action_space, hidden_size)  # reads the head MLP's output
+        extras_size = self.action_head.encoded_action_size + 1 if use_previous_action_reward else 0
+        map_shapes = self.encoder.feature_map_shapes
+        flat_size = self.encoder.flat_size
+        kwargs = _resolve_core_kwargs(core, core_kwargs)
+
+        self.row_projections = nn.ModuleList()
+        if core == "rmc":
+            row_widths = [channels + 2 for channels, _, _ in map_shapes]
+            width = max(row_widths, default=0)
+            for row_width in row_widths:  # cells of maps with fewer channels are projected up
+                self.row_projections.append(nn.Identity() if row_width == width else nn.Linear(row_width, width))
+            num_rows = sum(h * w for _, h, w in map_shapes) or 1
+            self.core = rmc_core.make_core("rmc", width + flat_size + extras_size, num_input_rows=num_rows, **kwargs)
+            self.torso = None
+            core_output_size = self.core.output_size
+        else:
+            torso_input = sum(c * h * w for c, h, w in map_shapes) + flat_size + extras_size
+            self.torso = nn.Sequential(nn.Linear(torso_input, hidden_size), nn.ReLU())
+            if core == "lstm":
+                kwargs.setdefault("hidden_size", hidden_size)
+                self.core = rmc_core.make_core("lstm", hidden_size, **kwargs)
+                core_output_size = self.core.output_size
+            else:
+                self.core = None
+                core_output_size = hidden_size
+        self.head_mlp = nn.Sequential(nn.Linear(core_output_size, hidden_size), nn.ReLU())
+        self.value_head = nn.Linear(hidden_size, 1)
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        """Tensor shape of one action (Discrete: ``()``, MultiDiscrete: ``(k,)``, ...)."""
+        return self.action_head.action_shape
+
+    @property
+    def action_dtype(self) -> torch.dtype:
+        """Tensor dtype of actions: int64 for discrete spaces, float32 for Box."""
+        return self.action_head.action_dtype
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> CoreState:
+        """The core state at an episode start: a tuple of ``[B, ...]`` tensors (empty for 'none')."""
+        if self.core is None:
+            return ()
+        return tuple(self.core.initial_state(batch_size, device=device))
+
+    def distribution(self, policy_params: torch.Tensor) -> ActionDistribution:
+        """The action distribution for ``[..., P]`` policy parameters."""
+        return self.action_head.distribution(policy_params)
+
+    def to_env_action(self, action: torch.Tensor) -> np.ndarray:
+        """A batch of actions in tensor layout -> numpy actions for the (vector) env."""
+        return self.action_head.to_env_action(action)
+
+    def _previous_action_reward(self, previous_action: torch.Tensor, previous_reward: torch.Tensor,
+                                reset: torch.Tensor) -> torch.Tensor:
+        n = reset.numel()
+        action = previous_action.reshape(n, *self.action_shape)
+        reward = previous_reward.reshape(n, 1).float()
+        if self.previous_reward_transform == "signed_log":
+            reward = torch.sign(reward) * torch.log1p(reward.abs())
+        else:
+            reward = reward.clamp(-1.0, 1.0)
+        extras = torch.cat([self.action_head.encode_action(action), reward], dim=-1)  # [N, A + 1]
+        return extras * (~reset.reshape(n, 1)).to(extras.dtype)
+
+    def _core_input(self, observation: Any, extras: torch.Tensor | None) -> torch.Tensor:
+        """Encodes a flat batch ``[N, ...]`` into the core's input: ``[N, R, F]`` or ``[N, F]``."""
+        encoded = self.encoder(observation)
+        per_observation = [x for x in (encoded.flat, extras) if x is not None]
+        if self.core_kind == "rmc":
+            if encoded.feature_maps:
+                rows = torch.cat([projection(feature_map_rows(feature_map)) for projection, feature_map
+                                  in zip(self.row_projections, encoded.feature_maps)], dim=1)  # [N, R, C+2]
+                if per_observation:
+                    shared = torch.cat(per_observation, dim=-1)  # [N, E]
+                    rows = torch.cat([rows, shared.unsqueeze(1).expand(-1, rows.shape[1], -1)], dim=-1)
+                return rows  # [N, R, F]
+            return torch.cat(per_observation, dim=-1).unsqueeze(1)  # [N, 1, F]
+        parts = [feature_map.flatten(1) for feature_map in encoded.feature_maps] + per_observation
+        return self.torso(torch.cat(parts, dim=-1))  # [N, hidden]
+
+    def unroll(
+        self,
+        obs: Any,
+        previous_action: torch.Tensor | None,
+        previous_reward: torch.Tensor | None,
+        reset: torch.Tensor,
+        state: CoreState,
+        return_attention: bool = False,
+    ) -> tuple[UnrollOutput, CoreState]:
+        """Runs the policy over a time-major unroll.
+
+        Args:
+            obs: ``[T, B, *obs_shape]`` per leaf (nested dict / tuple for Dict / Tuple
+                spaces), raw dtype.
+            previous_action: ``[T, B, *action_shape]`` (ignored, may be None, when
+                ``use_previous_action_reward`` is False).
+            previous_reward: ``[T, B]`` float (same).
+            reset: ``[T, B]`` bool, True where ``obs[t]`` starts an episode: the core state
+                is reset before step t and the previous action / reward are zeroed there.
+            state: the core state at the unroll's start (``initial_state`` for new games).
+            return_attention: also return the RMC's attention weights (``rmc`` only).
+
+        Returns:
+            ``(UnrollOutput, final_state)``.
+        """
+        reset = reset.bool()
+        steps, batch_size = reset.shape
+        n = steps * batch_size
+        flat_obs = map_leaves(lambda leaf: leaf.reshape(n, *leaf.shape[2:]), obs)  # [T*B, ...]
+        extras = None
+        if self.use_previous_action_reward:
+            extras = self._previous_action_reward(previous_action, previous_reward, reset)
+        core_input = self._core_input(flat_obs, extras)
+        attention = None
+        if self.core is None:
+            if return_attention:
+                raise ValueError("return_attention=True needs core='rmc', got core='none'")
+            core_output, final_state = core_input, ()
+        else:
+            sequence = core_input.reshape(steps, batch_size, *core_input.shape[1:])  # [T, B, (R,) F]
+            result = self.core.unroll(sequence, reset, tuple(state), return_attention=return_attention)
+            core_output, final_state = result[0].reshape(n, -1), tuple(result[1])
+            if return_attention:
+                attention = result[2]
+        hidden = self.head_mlp(core_output)  # [T*B, hidden]
+        policy_params = self.action_head(hidden).reshape(steps, batch_size, -1)
+        value = self.value_head(hidden).reshape(steps, batch_size)
+        return UnrollOutput(policy_params, value, attention), final_state
+
+    @torch.no_grad()
+    def act(
+        self,
+        obs: Any,
+        previous_action: torch.Tensor | None,
+        previous_reward: torch.Tensor | None,
+        reset: torch.Tensor,
+        state: CoreState,
+        deterministic: bool = False,
+    ) -> tuple[ActOutput, CoreState]:
+        """One step for ``B`` games; equals ``unroll`` with ``T = 1``.
+
+        Args:
+            obs: ``[B, *obs_shape]`` per leaf (numpy arrays are converted).
+            previous_action: ``[B, *action_shape]``.
+            previous_reward: ``[B]``.
+            reset: ``[B]`` bool, True where ``obs`` is an episode's first observation.
+            state: the core state before this step.
+            deterministic: take the distribution's mode instead of sampling.
+
+        Returns:
+            ``(ActOutput(action, log_prob, value), next_state)``.
+        """
+        device = self.value_head.weight.device
+
+        def add_time(leaf: Any) -> torch.Tensor:
+            return torch.as_tensor(leaf, device=device).unsqueeze(0)
+
+        output, next_state = self.unroll(
+            map_leaves(add_time, obs),
+            None if previous_action is None else add_time(previous_action),
+            None if previous_reward is None else add_time(previous_reward),
+            add_time(reset),
+            state,
+        )
+        distribution = self.distribution(output.policy_params[0])
+        action = distribution.mode() if deterministic else distribution.sample()
+        return ActOutput(action, distribution.log_prob(action), output.value[0]), next_state

@@ -1,0 +1,137 @@
+"""The IMPALA loss at episode boundaries, with a table policy whose values are known."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from agents.distributions import CategoricalDistribution
+from agents.loss import LossConfig, impala_loss
+from agents.policy import UnrollOutput
+from agents.trajectory import Trajectory
+
+
+class TablePolicy(nn.Module):
+    """Observation k -> value table[k] and logits[k]; no core state."""
+
+    def __init__(self, values: list[float], num_actions: int = 2) -> None:
+        super().__init__()
+        self.values = nn.Parameter(torch.tensor(values))
+        self.logits = nn.Parameter(torch.linspace(-1.0, 1.0, len(values) * num_actions).reshape(len(values), -1))
+
+    def unroll(self, obs, previous_action, previous_reward, reset, state):
+        return UnrollOutput(self.logits[obs], self.values[obs]), ()
+
+    def distribution(self, params):
+        return CategoricalDistribution(params)
+
+
+def make_trajectory(policy, obs, reset, action, reward, terminated, truncated, off_policy=None):
+    obs = torch.tensor(obs).unsqueeze(1)  # [T+1, 1]
+    action = torch.tensor(action).unsqueeze(1)
+    with torch.no_grad():
+        behaviour = policy.distribution(policy.logits[obs[:-1]]).log_prob(action)
+    if off_policy is not None:
+        behaviour = behaviour + torch.tensor(off_policy).unsqueeze(1)
+    steps = len(action)
+    return Trajectory(
+        obs=obs,
+        reset=torch.tensor(reset).unsqueeze(1),
+        previous_action=torch.zeros(steps + 1, 1, dtype=torch.int64),
+        previous_reward=torch.zeros(steps + 1, 1),
+        action=action,
+        behaviour_log_prob=behaviour,
+        reward=torch.tensor(reward).unsqueeze(1),
+        terminated=torch.tensor(terminated).unsqueeze(1),
+        truncated=torch.tensor(truncated).unsqueeze(1),
+    )
+
+
+def log_prob(policy, observation, action):
+    return torch.log_softmax(policy.logits[observation], -1)[action].item()
+
+
+CONFIG = LossConfig(discount=0.9, baseline_cost=0.5, entropy_cost=0.0)
+
+
+def test_termination_zeroes_the_discount():
+    policy = TablePolicy([3.0, 100.0, 50.0])
+    trajectory = make_trajectory(policy, [0, 1, 2], [False, False, True], [1, 0], [1.0, 0.0], [True, False], [False, False])
+    loss = impala_loss(policy, trajectory, (), CONFIG)
+    target = 1.0  # no bootstrap from the terminal observation's value (100)
+    assert loss.baseline_loss.item() == pytest.approx(0.5 * (target - 3.0) ** 2)
+    assert loss.policy_loss.item() == pytest.approx(-log_prob(policy, 0, 1) * (target - 3.0), rel=1e-6)
+    assert loss.mean_vtrace_target.item() == pytest.approx(target)
+
+
+def test_truncation_bootstraps_from_the_final_observation():
+    policy = TablePolicy([3.0, 100.0, 50.0])
+    trajectory = make_trajectory(policy, [0, 1, 2], [False, False, True], [1, 0], [1.0, 0.0], [False, False], [True, False])
+    loss = impala_loss(policy, trajectory, (), CONFIG)
+    target = 1.0 + 0.9 * 100.0  # V(final obs), not V(next episode's first obs) = 50
+    assert loss.baseline_loss.item() == pytest.approx(0.5 * (target - 3.0) ** 2)
+    assert loss.policy_loss.item() == pytest.approx(-log_prob(policy, 0, 1) * (target - 3.0), rel=1e-6)
+
+
+def test_autoreset_transition_is_masked_and_does_not_leak():
+    # t=0 normal, t=1 truncated (final obs 2), t=2 autoreset into obs 3 (new episode), t=3 normal.
+    values = [1.0, 2.0, 30.0, 400.0, 5.0]
+    policy = TablePolicy(values)
+    kwargs = dict(obs=[0, 1, 2, 3, 4], reset=[False, False, False, True, False], action=[0, 1, 0, 1],
+                  terminated=[False, False, False, False], truncated=[False, True, False, False])
+    trajectory = make_trajectory(policy, reward=[1.0, 2.0, 0.0, 3.0], **kwargs)
+    loss = impala_loss(policy, trajectory, (), CONFIG)
+    gamma = 0.9
+    vs1 = 2.0 + gamma * 30.0
+    vs0 = 1.0 + gamma * vs1
+    vs3 = 3.0 + gamma * 5.0
+    expected_baseline = 0.5 * ((vs0 - 1.0) ** 2 + (vs1 - 2.0) ** 2 + (vs3 - 400.0) ** 2)
+    assert loss.baseline_loss.item() == pytest.approx(expected_baseline, rel=1e-6)
+    expected_policy = -(log_prob(policy, 0, 0) * (1.0 + gamma * vs1 - 1.0)
+                        + log_prob(policy, 1, 1) * (2.0 + gamma * 30.0 - 2.0)
+                        + log_prob(policy, 3, 1) * (3.0 + gamma * 5.0 - 400.0))
+    assert loss.policy_loss.item() == pytest.approx(expected_policy, rel=1e-6)
+
+    # Whatever the autoreset transition holds, loss and gradients are unchanged.
+    loss.total.backward()
+    gradients = [p.grad.clone() for p in policy.parameters()]
+    policy.zero_grad()
+    garbage = make_trajectory(policy, reward=[1.0, 2.0, 77.0, 3.0], off_policy=[0.0, 0.0, 5.0, 0.0], **kwargs)
+    garbage = garbage._replace(action=torch.tensor([[0], [1], [1], [1]]), terminated=torch.tensor([[False], [False], [True], [False]]))
+    other = impala_loss(policy, garbage, (), CONFIG)
+    other.total.backward()
+    assert other.total.item() == pytest.approx(loss.total.item())
+    for before, after in zip(gradients, (p.grad for p in policy.parameters())):
+        torch.testing.assert_close(before, after)
+    assert policy.values.grad[2].item() == 0.0  # the final observation's value is only a bootstrap
+
+
+def test_entropy_reduction_clipping_and_importance_weights():
+    policy = TablePolicy([0.0, 0.0, 0.0, 0.0])
+    kwargs = dict(obs=[0, 1, 2, 3], reset=[False, False, False, True], action=[0, 1, 1],
+                  reward=[5.0, -7.0, 0.0], terminated=[False, True, False], truncated=[False, False, False])
+    trajectory = make_trajectory(policy, off_policy=[0.0, math.log(0.5), 3.0], **kwargs)
+    summed = impala_loss(policy, trajectory, (), LossConfig(discount=0.9, entropy_cost=0.0, reward_clip=1.0))
+    # rewards clipped to +-1; rho_1 = 1 / 0.5 = 2 clipped to 1; the autoreset step is excluded
+    assert summed.baseline_loss.item() == pytest.approx(0.5 * ((1.0 + 0.9 * -1.0) ** 2 + 1.0))
+    assert summed.mean_importance_weight.item() == pytest.approx((1.0 + 2.0) / 2)  # unclipped pi / mu
+    expected_entropy = CategoricalDistribution(policy.logits[[0, 1]]).entropy().mean().item()
+    assert summed.entropy.item() == pytest.approx(expected_entropy)
+    averaged = impala_loss(policy, trajectory, (), LossConfig(discount=0.9, entropy_cost=0.0, reward_clip=1.0,
+                                                              reduction="mean"))
+    assert averaged.total.item() == pytest.approx(summed.total.item() / 2)
+    with_entropy = impala_loss(policy, trajectory, (), LossConfig(discount=0.9, entropy_cost=0.1, reward_clip=1.0))
+    assert with_entropy.total.item() == pytest.approx(summed.total.item() - 0.1 * 2 * expected_entropy, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"discount": 1.5}, "discount must be in \\[0, 1\\], got 1.5"), ({"reward_clip": 0.0}, "reward_clip must be > 0"),
+     ({"reduction": "max"}, "reduction must be 'sum' or 'mean', got 'max'")],
+)
+def test_bad_config_values_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LossConfig(**kwargs)
