@@ -22,6 +22,7 @@ from envs.boxworld_levels import (
     GEM,
     KEY,
     LOCK,
+    WALL,
     BoxWorldLevelConfig,
     LevelBatch,
     colour_table,
@@ -194,7 +195,9 @@ class BoxWorldEnv(gym.Env[np.ndarray, np.int64]):
         self._window: HumanWindow | None = None
 
     # --- Gymnasium API -------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Starts an episode on a new level drawn from ``np_random``.
 
         Args:
@@ -206,13 +209,11 @@ class BoxWorldEnv(gym.Env[np.ndarray, np.int64]):
         level = (options or {}).get("level")
         if level is None:
             level = generate_levels(self.config, np.array([draw_key(self.np_random)], dtype=np.uint64))
-        elif level.kind.shape != (1, self._size * self._size):
-            raise ValueError(
-                f"options['level'] must be one level of a {self._size}x{self._size} board, got kind of shape {level.kind.shape}"
-            )
+        else:
+            self._check_level(level)
         self._kind = level.kind[0].tolist()
         self._colour = level.colour[0].tolist()
-        self._distractor = level.distractor[0]
+        self._distractor = level.distractor[0].copy()
         self._agent = int(level.agent[0])
         self._held = -1
         self._steps = 0
@@ -342,6 +343,20 @@ class BoxWorldEnv(gym.Env[np.ndarray, np.int64]):
     def held_key(self) -> int:
         """Colour index of the held key, -1 when none."""
         return self._held
+
+    def _check_level(self, level: LevelBatch) -> None:
+        size = self._size
+        if level.kind.shape != (1, size * size):
+            raise ValueError(
+                f"options['level'] must be one level of a {size}x{size} board, got kind of shape {level.kind.shape}"
+            )
+        kind = level.kind[0].reshape(size, size)
+        if not (np.all(kind[[0, -1]] == WALL) and np.all(kind[:, [0, -1]] == WALL)):
+            raise ValueError("options['level'] must have a border of walls all around the board")
+        if level.colour.max() >= self.config.num_colours:
+            raise ValueError(
+                f"options['level'] uses colour {level.colour.max()}, but num_colours is {self.config.num_colours}"
+            )
 
     def _set_pixel(self, cell: int, colour: np.ndarray) -> None:
         self._canvas_pixels[self._canvas_cell[cell]] = colour

@@ -299,8 +299,10 @@ def generate_levels(config: BoxWorldLevelConfig, keys: np.ndarray) -> LevelBatch
     branch_base, _ = _counter_base(config)
     column = keys[:, None]
 
-    length = length_choices[below_array(keys, np.full(1, _COUNTER_LENGTH, dtype=np.uint64), len(length_choices))]
-    distractors = distractor_choices[below_array(keys, np.full(1, _COUNTER_DISTRACTORS, dtype=np.uint64), len(distractor_choices))]
+    counters = np.array([_COUNTER_LENGTH, _COUNTER_DISTRACTORS], dtype=np.uint64)
+    length_draw, distractor_draw = uniform_array(column, counters).T
+    length = length_choices[(length_draw * len(length_choices)).astype(np.int64)]
+    distractors = distractor_choices[(distractor_draw * len(distractor_choices)).astype(np.int64)]
     colour_draws = uniform_array(column, _COUNTER_COLOURS + np.arange(config.num_colours, dtype=np.uint64))
     permutation = np.argsort(colour_draws, axis=1, kind="stable")  # [n, colours]
     branch_start = below_array(

@@ -39,11 +39,12 @@ def play(rows=LEVEL, distractors=DISTRACTOR, **kwargs):
 
 
 @pytest.mark.parametrize("env_id", BOXWORLD_IDS)
-def test_check_env_passes_without_warnings(env_id):
-    env = gym.make(env_id).unwrapped
+@pytest.mark.parametrize("render_mode", [None, "rgb_array"])
+def test_check_env_passes_without_warnings(env_id, render_mode):
+    env = gym.make(env_id, render_mode=render_mode).unwrapped
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        check_env(env, skip_render_check=True)
+        check_env(env, skip_render_check=render_mode is None)
     assert [str(warning.message) for warning in caught] == []
 
 
@@ -206,6 +207,16 @@ def test_pickled_env_continues_identically():
     for action in (2, 2, 0, 1, 3):
         first, second = env.step(action), copy.step(action)
         assert np.array_equal(first[0], second[0]) and first[1:4] == second[1:4]
+
+
+def test_a_given_level_must_fit_the_env():
+    env = BoxWorldEnv(room_size=5, solution_length=1, num_distractors=0, num_colours=2)
+    with pytest.raises(ValueError, match="a 7x7 board"):
+        env.reset(options={"level": parse_level(tuple(row[1:-1] for row in LEVEL[1:-1]))})
+    with pytest.raises(ValueError, match="border of walls"):
+        env.reset(options={"level": parse_level(LEVEL[:-1] + ("##.####",))})
+    with pytest.raises(ValueError, match="uses colour 2, but num_colours is 2"):
+        env.reset(options={"level": parse_level(tuple(row.replace("b", "c") for row in LEVEL), DISTRACTOR)})
 
 
 @pytest.mark.parametrize("action", [4, -1, 1.5, "north", None])

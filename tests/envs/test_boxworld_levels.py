@@ -34,7 +34,11 @@ def keys(count, salt=0):
 def check_solvable(config, levels):
     for index in range(len(levels.agent)):
         solution = solve(
-            levels.kind[index], levels.colour[index], levels.distractor[index], int(levels.agent[index]), config.board_size
+            levels.kind[index],
+            levels.colour[index],
+            levels.distractor[index],
+            int(levels.agent[index]),
+            config.board_size,
         )
         assert solution is not None, f"level {index} has no solution"
         path_locks = np.flatnonzero((levels.kind[index] == LOCK) & ~levels.distractor[index])

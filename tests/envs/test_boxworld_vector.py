@@ -126,7 +126,9 @@ def test_seed_list_and_none_and_different_seeds():
 
 
 def test_rgb_array_render_and_pickling():
-    vector_env = gym.make_vec("rmc/BoxWorld-v0", num_envs=2, vectorization_mode="vector_entry_point", render_mode="rgb_array")
+    vector_env = gym.make_vec(
+        "rmc/BoxWorld-v0", num_envs=2, vectorization_mode="vector_entry_point", render_mode="rgb_array"
+    )
     observations, _ = vector_env.reset(seed=0)
     pictures = vector_env.render()
     assert len(pictures) == 2 and pictures[0].shape == (14 * 32, 14 * 32, 3)
