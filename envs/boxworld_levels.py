@@ -60,6 +60,7 @@ AGENT_COLOUR = (128, 128, 128)  # dark grey
 MAX_NUM_COLOURS = 128
 
 MAX_PLACEMENT_ATTEMPTS = 64
+_REJECTION_ROUNDS = 4
 MAX_JAM_RATE = 0.5
 _JAM_RATE_SAMPLES = 2048
 
@@ -224,56 +225,95 @@ class LevelBatch(NamedTuple):
     num_distractors: np.ndarray
 
 
-def _counter_base(config: BoxWorldLevelConfig) -> tuple[int, int]:
+def _counter_bases(config: BoxWorldLevelConfig) -> tuple[int, int, int]:
+    """First counters of the branch-start draws, the agent draws and the placement draws."""
     branch_base = _COUNTER_COLOURS + config.num_colours
-    return branch_base, branch_base + config.max_distractors
+    agent_base = branch_base + config.max_distractors
+    return branch_base, agent_base, agent_base + _REJECTION_ROUNDS + 1
 
 
-def _place(
-    config: BoxWorldLevelConfig, keys: np.ndarray, active: np.ndarray, attempt: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draws every active object's left cell and the agent's cell for one attempt.
+def _pick_uniform(
+    allowed: np.ndarray, needed: np.ndarray, candidates: np.ndarray, draws: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, a cell drawn uniformly among the allowed ``candidates``.
+
+    A few rounds of rejection sampling (draw a candidate, keep the first allowed one)
+    settle almost every row with a handful of gathers; rows still open draw exactly
+    among their allowed candidates. Either way the cell is uniform over the allowed ones.
+
+    Args:
+        allowed: bool [n, cells].
+        needed: bool [n], the rows that need a cell.
+        candidates: int64 [m], ascending cells that may be allowed.
+        draws: float [n, rounds + 1] uniforms: one per rejection round, then the exact draw.
 
     Returns:
-        (positions int64 [n, slots] with -1 for inactive slots, agent int64 [n],
-        jammed bool [n]).
+        (cell int64 [n], found bool [n]); found is False where no candidate is allowed.
+    """
+    count = allowed.shape[0]
+    rows = np.arange(count)
+    tries = candidates[(draws[:, :-1] * len(candidates)).astype(np.int64)]  # [n, rounds]
+    ok = np.take_along_axis(allowed, tries, axis=1)
+    first = ok.argmax(axis=1)
+    cell = tries[rows, first]
+    found = ok[rows, first]
+    open_rows = np.flatnonzero(needed & ~found)
+    if open_rows.size:
+        open_allowed = allowed[open_rows][:, candidates]  # [k, m]
+        choices = open_allowed.sum(axis=1)
+        pick = (draws[open_rows, -1] * choices).astype(np.int64)
+        index = np.argmax(np.cumsum(open_allowed, axis=1) > pick[:, None], axis=1)
+        cell[open_rows] = candidates[index]
+        found[open_rows] = choices > 0
+    return cell, found
+
+
+def _place_objects(
+    config: BoxWorldLevelConfig, keys: np.ndarray, active: np.ndarray, attempt: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draws every active object's left cell, in slot order, for one attempt.
+
+    Returns:
+        (positions int64 [n, slots] with -1 for inactive slots, jammed bool [n]).
     """
     size = config.board_size
     room = config.room_size
     count, slots = active.shape
-    _, placement_base = _counter_base(config)
-    counter = placement_base + attempt * (slots + 1)
-    rows = np.arange(count)
+    per_slot = _REJECTION_ROUNDS + 1
+    counter = _counter_bases(config)[2] + attempt * slots * per_slot
+    draws = uniform_array(keys[:, None], counter + np.arange(slots * per_slot, dtype=np.uint64))
+    draws = draws.reshape(count, slots, per_slot)
 
     candidate = np.zeros((size, size), dtype=bool)
     candidate[2:room, 2 : room - 1] = True
+    candidates = np.flatnonzero(candidate)
     valid = np.broadcast_to(candidate.reshape(-1), (count, size * size)).copy()
     window = (np.arange(-1, 2)[:, None] * size + np.arange(-2, 3)[None, :]).reshape(-1)
+    valid_flat = valid.reshape(-1)
+    row_base = np.arange(count) * (size * size)
 
-    # One uniform per slot plus one for the agent; below_array(key, c, b) == floor(u_c * b).
-    draws = uniform_array(keys[:, None], counter + np.arange(slots + 1, dtype=np.uint64))
     positions = np.full((count, slots), -1, dtype=np.int64)
     jammed = np.zeros(count, dtype=bool)
     for slot in range(slots):
-        choices = valid.sum(axis=1)
-        draw = (draws[:, slot] * choices).astype(np.int64)
-        cell = np.argmax(np.cumsum(valid, axis=1) > draw[:, None], axis=1)
-        place = active[:, slot] & (choices > 0)
-        jammed |= active[:, slot] & (choices == 0)
+        needed = active[:, slot]
+        cell, found = _pick_uniform(valid, needed, candidates, draws[:, slot])
+        place = np.flatnonzero(needed & found)
+        jammed |= needed & ~found
         positions[place, slot] = cell[place]
-        placed_rows = rows[place]
-        valid[placed_rows[:, None], cell[place][:, None] + window[None, :]] = False
+        # Candidates whose margin now holds this object's cells: rows y-1..y+1, x-2..x+2.
+        valid_flat[(row_base[place] + cell[place])[:, None] + window[None, :]] = False
+    return positions, jammed
 
-    free = np.zeros((size, size), dtype=bool)
-    free[1 : room + 1, 1 : room + 1] = True
-    free = np.broadcast_to(free.reshape(-1), (count, size * size)).copy()
-    occupied_rows, occupied_slots = np.nonzero(positions >= 0)
-    left = positions[occupied_rows, occupied_slots]
-    free[occupied_rows, left] = False
-    free[occupied_rows, left + 1] = False
-    draw = (draws[:, slots] * free.sum(axis=1)).astype(np.int64)
-    agent = np.argmax(np.cumsum(free, axis=1) > draw[:, None], axis=1).astype(np.int64)
-    return positions, agent, jammed
+
+def _place_agent(config: BoxWorldLevelConfig, keys: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """The agent's cell, uniform over the empty room cells (never fewer than half)."""
+    _, agent_base, _ = _counter_bases(config)
+    draws = uniform_array(keys[:, None], agent_base + np.arange(_REJECTION_ROUNDS + 1, dtype=np.uint64))
+    room = np.zeros((config.board_size, config.board_size), dtype=bool)
+    room[1:-1, 1:-1] = True
+    needed = np.ones(len(keys), dtype=bool)
+    cell, _ = _pick_uniform(kind == EMPTY, needed, np.flatnonzero(room), draws)
+    return cell
 
 
 def generate_levels(config: BoxWorldLevelConfig, keys: np.ndarray) -> LevelBatch:
@@ -296,7 +336,7 @@ def generate_levels(config: BoxWorldLevelConfig, keys: np.ndarray) -> LevelBatch
     length_choices = np.array(config.solution_lengths)
     distractor_choices = np.array(config.distractor_counts)
     max_length, max_distractors, branch = config.max_solution_length, config.max_distractors, config.distractor_length
-    branch_base, _ = _counter_base(config)
+    branch_base, _, _ = _counter_bases(config)
     column = keys[:, None]
 
     counters = np.array([_COUNTER_LENGTH, _COUNTER_DISTRACTORS], dtype=np.uint64)
@@ -333,11 +373,10 @@ def generate_levels(config: BoxWorldLevelConfig, keys: np.ndarray) -> LevelBatch
     lock_colour = np.take_along_axis(permutation, np.clip(lock_index, 0, last), axis=1)
 
     positions = np.empty((count, slots), dtype=np.int64)
-    agent = np.empty(count, dtype=np.int64)
     pending = np.arange(count)
     for attempt in range(MAX_PLACEMENT_ATTEMPTS):
-        placed, placed_agent, jammed = _place(config, keys[pending], active[pending], attempt)
-        positions[pending], agent[pending] = placed, placed_agent
+        placed, jammed = _place_objects(config, keys[pending], active[pending], attempt)
+        positions[pending] = placed
         pending = pending[jammed]
         if pending.size == 0:
             break
@@ -362,6 +401,7 @@ def generate_levels(config: BoxWorldLevelConfig, keys: np.ndarray) -> LevelBatch
     kind[lock_rows, lock_cells] = LOCK
     colour[lock_rows, lock_cells] = lock_colour[level_rows[locked], level_slots[locked]]
     distractor[lock_rows, lock_cells] = is_branch[level_slots[locked]]
+    agent = _place_agent(config, keys, kind)
     return LevelBatch(kind, colour, distractor, agent, length.astype(np.int64), distractors.astype(np.int64))
 
 
@@ -376,7 +416,7 @@ def placement_jam_rate(room_size: int, num_objects: int) -> float:
     config = BoxWorldLevelConfig(room_size, (num_objects - 1,), (0,), 1, num_objects)
     keys = np.arange(_JAM_RATE_SAMPLES, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     active = np.ones((_JAM_RATE_SAMPLES, num_objects), dtype=bool)
-    _, _, jammed = _place(config, keys, active, 0)
+    _, jammed = _place_objects(config, keys, active, 0)
     return float(jammed.mean())
 
 

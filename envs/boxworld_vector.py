@@ -40,12 +40,16 @@ from envs.boxworld_levels import (
     KEY,
     LOCK,
     BoxWorldLevelConfig,
+    LevelBatch,
     colour_table,
     generate_levels,
     pixel_index,
 )
 from envs.counter_rng import draw_key
 from envs.rendering import upscale
+
+LEVEL_QUEUE_DEPTH = 4
+"""Levels generated ahead per game: refills come in large, cheap batches."""
 
 _INFO_KEYS = (
     "held_key",
@@ -140,6 +144,20 @@ class BoxWorldVectorEnv(VectorEnv):
         self._num_distractors = np.zeros(count, dtype=np.int64)
         self._needs_reset = np.zeros(count, dtype=bool)
         self._generators: list[np.random.Generator] | None = None
+        # Every game's next levels, generated ahead in batches (see ``_refill_queue``):
+        # a ring of LEVEL_QUEUE_DEPTH levels per game; ``_queue_used`` entries before
+        # ``_queue_head`` have been played and wait for a refill.
+        cells = size * size
+        self._queue = LevelBatch(
+            np.zeros((count, LEVEL_QUEUE_DEPTH, cells), dtype=np.int8),
+            np.zeros((count, LEVEL_QUEUE_DEPTH, cells), dtype=np.int16),
+            np.zeros((count, LEVEL_QUEUE_DEPTH, cells), dtype=bool),
+            np.zeros((count, LEVEL_QUEUE_DEPTH), dtype=np.int64),
+            np.zeros((count, LEVEL_QUEUE_DEPTH), dtype=np.int64),
+            np.zeros((count, LEVEL_QUEUE_DEPTH), dtype=np.int64),
+        )
+        self._queue_head = np.zeros(count, dtype=np.int64)
+        self._queue_used = np.full(count, LEVEL_QUEUE_DEPTH, dtype=np.int64)
 
     # --- Gymnasium API -------------------------------------------------------------------
     def reset(
@@ -156,10 +174,15 @@ class BoxWorldVectorEnv(VectorEnv):
                 raise ValueError(f"seed must be None, an int or {self.num_envs} seeds, got {len(seeds)} seeds")
         if self._generators is None:
             self._generators = [seeding.np_random(value)[0] for value in seeds]
+            self._queue_used[:] = LEVEL_QUEUE_DEPTH  # nothing queued yet
         else:
             for index, value in enumerate(seeds):
                 if value is not None:
                     self._generators[index] = seeding.np_random(value)[0]
+                    self._queue_used[index] = LEVEL_QUEUE_DEPTH  # drop levels of the old seed
+                    self._queue_head[index] = 0
+        if (self._queue_used == LEVEL_QUEUE_DEPTH).any():
+            self._refill_queue()
         self._reset_games(self._rows)
         self._needs_reset[:] = False
         no_events = np.zeros(self.num_envs, dtype=bool)
@@ -231,9 +254,11 @@ class BoxWorldVectorEnv(VectorEnv):
 
     # --- internals -----------------------------------------------------------------------
     def _reset_games(self, games: np.ndarray) -> None:
-        assert self._generators is not None
-        keys = np.array([draw_key(self._generators[game]) for game in games], dtype=np.uint64)
-        level = generate_levels(self.config, keys)
+        """Starts each of ``games`` on the next level of its queue."""
+        slot = self._queue_head[games]
+        level = LevelBatch(*(field[games, slot] for field in self._queue))
+        self._queue_head[games] = (slot + 1) % LEVEL_QUEUE_DEPTH
+        self._queue_used[games] += 1
         self._kind[games] = level.kind
         self._colour[games] = level.colour
         self._distractor[games] = level.distractor
@@ -245,6 +270,27 @@ class BoxWorldVectorEnv(VectorEnv):
         pixels = self._table[pixel_index(level.kind, level.colour)]
         pixels[np.arange(games.size), level.agent] = self._agent_colour
         self._canvas[games[:, None], self._canvas_cell[None, :]] = pixels
+        if (self._queue_used[games] == LEVEL_QUEUE_DEPTH).any():
+            self._refill_queue()
+
+    def _refill_queue(self) -> None:
+        """Generates, in one batch, a level for every queue entry used since the last refill.
+
+        Each game draws the keys of its new levels from its own generator in queue order,
+        so it plays the level sequence of a single env seeded the same way.
+        """
+        assert self._generators is not None
+        games = np.flatnonzero(self._queue_used)
+        counts = self._queue_used[games]
+        repeated = np.repeat(games, counts)
+        keys = np.array([draw_key(self._generators[game]) for game in repeated], dtype=np.uint64)
+        levels = generate_levels(self.config, keys)
+        order = np.arange(repeated.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        # The used entries sit just before each game's head, oldest first.
+        slots = (self._queue_head[repeated] - self._queue_used[repeated] + order) % LEVEL_QUEUE_DEPTH
+        for queued, fresh in zip(self._queue, levels):
+            queued[repeated, slots] = fresh
+        self._queue_used[games] = 0
 
     def _observations(self) -> np.ndarray:
         count, size = self.num_envs, self._size
