@@ -8,12 +8,13 @@ first state reached by collecting the gem gives a shortest solution.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import NamedTuple
 
 import numpy as np
 
-from envs.boxworld_levels import EMPTY, GEM, KEY, LOCK
+from envs.boxworld_levels import EMPTY, GEM, KEY, LOCK, LevelBatch
 
 
 class Solution(NamedTuple):
@@ -99,3 +100,11 @@ def _unwind(
         state = previous
         link = parents[state]
     return Solution(tuple(reversed(actions)), tuple(reversed(opened)))
+
+
+def solve_level(level: LevelBatch, index: int = 0) -> Solution | None:
+    """``solve`` for level ``index`` of a ``LevelBatch`` (e.g. ``env.current_level()``)."""
+    board_size = math.isqrt(level.kind.shape[1])
+    return solve(
+        level.kind[index], level.colour[index], level.distractor[index], int(level.agent[index]), board_size
+    )

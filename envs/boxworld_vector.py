@@ -3,9 +3,12 @@
 Same rules, spaces and info as ``envs.boxworld.BoxWorldEnv`` (see its docstring). Game
 ``i`` after ``reset(seed=s)`` plays exactly what a single env plays after
 ``reset(seed=s + i)`` and further ``reset()`` calls: each game keeps the ``np_random``
-generator a single env would have and draws its level key from it at every reset, and
-the levels of all games reset in one step are generated together by
-``envs.boxworld_levels.generate_levels`` (array operations over the batch).
+generator a single env would have and draws its level keys from it in the same order.
+
+Levels come from a per-game queue of ``LEVEL_QUEUE_DEPTH`` levels generated ahead. When
+a game has played its whole queue, every used entry of every game is refilled in one
+batch by ``envs.boxworld_levels.generate_levels`` (array operations), so autoreset costs
+a few microseconds per episode rather than a generator call per step.
 
 Autoreset follows Gymnasium's NEXT_STEP mode: the step after a game terminates or
 truncates resets it, ignores its action and returns the new level's first observation

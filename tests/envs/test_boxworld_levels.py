@@ -16,7 +16,7 @@ from envs.boxworld_levels import (
     placement_jam_rate,
     room_capacity,
 )
-from envs.boxworld_solver import solve
+from envs.boxworld_solver import solve_level
 
 SETTINGS = {
     "default": {},
@@ -33,13 +33,7 @@ def keys(count, salt=0):
 
 def check_solvable(config, levels):
     for index in range(len(levels.agent)):
-        solution = solve(
-            levels.kind[index],
-            levels.colour[index],
-            levels.distractor[index],
-            int(levels.agent[index]),
-            config.board_size,
-        )
+        solution = solve_level(levels, index)
         assert solution is not None, f"level {index} has no solution"
         path_locks = np.flatnonzero((levels.kind[index] == LOCK) & ~levels.distractor[index])
         assert sorted(solution.opened_locks) == sorted(path_locks.tolist())
@@ -70,20 +64,25 @@ def test_solver_reports_unsolvable_levels_and_avoids_distractor_dead_ends():
         "#....@#",
         "#######",
     )
-    level = parse_level(walled_in)  # key a cannot open lock B
-    assert solve(level.kind[0], level.colour[0], level.distractor[0], int(level.agent[0]), 7) is None
-    detour = (
-        "#######",
-        "#a....#",
-        "#.....#",
-        "#..*A.#",
-        "#.....#",
-        "#..bA@#",
-        "#######",
+    assert solve_level(parse_level(walled_in)) is None  # key a cannot open lock B
+    # The distractor box (7,3)-(7,4) holds a copy of key c and is the shorter way to the
+    # gem's lock C, but opening it ends the episode: the solution takes the path box.
+    shortcut = (
+        "#########",
+        "#.......#",
+        "#.......#",
+        "#..cA...#",
+        "#.......#",
+        "#..*C...#",
+        "#.......#",
+        "#a.cA..@#",
+        "#########",
     )
-    level = parse_level(detour, distractor_locks=[(5, 4)])
-    solution = solve(level.kind[0], level.colour[0], level.distractor[0], int(level.agent[0]), 7)
-    assert solution is not None and solution.opened_locks == (3 * 7 + 4,)
+    solution = solve_level(parse_level(shortcut, distractor_locks=[(7, 4)]))
+    assert solution is not None and solution.opened_locks == (3 * 9 + 4, 5 * 9 + 4)
+    without_the_rule = solve_level(parse_level(shortcut))
+    assert without_the_rule is not None and without_the_rule.opened_locks == (7 * 9 + 4, 5 * 9 + 4)
+    assert len(without_the_rule.actions) < len(solution.actions)
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
