@@ -128,9 +128,11 @@ class BoxWorldEnv(gym.Env[np.ndarray, np.int64]):
 
     Deliberate deviations from the pycolab original: the step limit is exact; the agent
     starts on any free room cell (the original's sampler misses the first and last room
-    rows and the last column); distractor keys all get distinct fresh colours; a jammed
-    placement is redrawn with the level's other draws kept (the original redraws the
-    whole level, which slightly favours small levels).
+    rows and the last column); a box's lock may stand in the room's second-to-last
+    column (the original's sampler stops one column short, so its layouts keep two free
+    columns on the right but one on the left); distractor keys all get distinct fresh
+    colours; a jammed placement is redrawn with the level's other draws kept (the
+    original redraws the whole level, which slightly favours small levels).
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 10}

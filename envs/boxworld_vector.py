@@ -330,9 +330,10 @@ class BoxWorldVectorEnv(VectorEnv):
             gem,
         )
         infos: dict[str, Any] = {}
+        present = np.ones(self.num_envs, dtype=bool)
         for name, value in zip(_INFO_KEYS, values):
             infos[name] = value
-            infos[f"_{name}"] = np.ones(self.num_envs, dtype=bool)
+            infos[f"_{name}"] = present.copy()
         if ended.any():
             infos["success"] = success & ended
             infos["_success"] = ended.copy()
