@@ -27,7 +27,9 @@ batch of levels is generated with array operations and equals, level by level, w
 batch of one gives: the single env and the vector env share ``generate_levels``.
 
 Placement draws each object uniformly among the positions still valid, which is the
-distribution of the original's rejection sampling, without its unbounded-looking loop.
+distribution of the original's rejection sampling: a few rounds of rejection sampling
+settle almost every level, and the rare level still open draws exactly among its valid
+positions, so no loop is unbounded.
 Random sequential placement can still jam (every position blocked) when the room is
 crowded. ``BoxWorldLevelConfig`` therefore refuses, up front and with a ``ValueError``,
 object counts above what the room can hold in any arrangement, and counts whose measured
