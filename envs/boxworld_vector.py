@@ -166,7 +166,14 @@ class BoxWorldVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Resets every game; ``seed=s`` seeds game i like a single env's ``reset(seed=s + i)``."""
+        """Starts every game on its next level.
+
+        Args:
+            seed: an int ``s`` seeds game i like a single env's ``reset(seed=s + i)``; a
+                sequence gives one seed (or None) per game; None continues each game's
+                level sequence (seeding from entropy on the first reset).
+            options: unused.
+        """
         if seed is None:
             seeds: list[int | None] = [None] * self.num_envs
         elif isinstance(seed, (int, np.integer)):

@@ -161,3 +161,14 @@ def test_invalid_construction_is_rejected():
         BoxWorldVectorEnv(2, room_size=6)
     with pytest.raises(RuntimeError, match="reset"):
         BoxWorldVectorEnv(2).step(np.zeros(2, dtype=np.int64))
+
+
+def test_batch_native_env_matches_gymnasiums_sync_vector_env():
+    synced = gym.make_vec("rmc/BoxWorldViewport-v0", num_envs=3, vectorization_mode="sync")
+    native = gym.make_vec("rmc/BoxWorldViewport-v0", num_envs=3, vectorization_mode="vector_entry_point")
+    assert np.array_equal(synced.reset(seed=5)[0], native.reset(seed=5)[0])
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        actions = rng.integers(0, 4, size=3)
+        for expected, actual in zip(synced.step(actions)[:4], native.step(actions)[:4]):
+            assert np.array_equal(expected, actual)
