@@ -1,0 +1,355 @@
+"""The training configuration: one typed dataclass, its presets, and the CLI built from it.
+
+Every field of ``TrainConfig`` carries a docstring; ``build_parser`` reads those
+docstrings (from the source, as tyro does) so ``python -m launch.train --help`` documents
+every flag. A preset (``--preset boxworld-rmc``) fills in a group of fields; flags given
+on the command line override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import math
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A configuration value (or combination) that cannot run; the message says why."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one IMPALA training run (Espeholt et al. 2018)."""
+
+    # --- environment -------------------------------------------------------------------
+    env: str = "rmc/BoxWorldEasy-v0"
+    """Gymnasium id of the environment (e.g. rmc/BoxWorld-v0, CartPole-v1)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments passed to the environment constructor, as a JSON object."""
+    env_package: list[str] = field(default_factory=list)
+    """Python modules to import before making the env (they register their ids)."""
+    wrappers: list[str] = field(default_factory=list)
+    """Per-game wrappers as 'module:callable' (forces Gymnasium's SyncVectorEnv)."""
+
+    # --- agent -------------------------------------------------------------------------
+    core: Literal["rmc", "lstm", "none"] = "rmc"
+    """Recurrent core of the agent: the Relational Memory Core, an LSTM, or none."""
+    core_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the core (e.g. mem_slots, head_size, num_heads), as JSON."""
+    encoder: Literal["auto", "small", "deep"] = "auto"
+    """Observation encoder; 'auto' picks one from the observation space."""
+    hidden_size: int = 256
+    """Width of the agent's hidden layers."""
+    use_previous_action_reward: bool = True
+    """Feed the previous action and reward to the core."""
+
+    # --- actors ------------------------------------------------------------------------
+    num_actors: int = 2
+    """Number of actor processes (each steps a batch of games on the CPU)."""
+    envs_per_actor: int = 8
+    """Games stepped together by one actor."""
+    unroll_length: int = 20
+    """Transitions T per unroll."""
+    batch_size: int = 16
+    """Unrolls (one per game) per learner update; a multiple of envs_per_actor."""
+
+    # --- learner -----------------------------------------------------------------------
+    total_steps: int = 1_000_000
+    """Environment steps (frames) to train for."""
+    optimizer: Literal["rmsprop", "adam"] = "rmsprop"
+    """Optimiser of the learner."""
+    learning_rate: float = 6e-4
+    """Initial learning rate."""
+    lr_schedule: Literal["constant", "linear"] = "linear"
+    """'linear' anneals the learning rate to 0 at total_steps, as in IMPALA."""
+    rmsprop_alpha: float = 0.99
+    """RMSProp smoothing constant."""
+    rmsprop_eps: float = 0.01
+    """RMSProp epsilon (IMPALA uses 0.01)."""
+    rmsprop_momentum: float = 0.0
+    """RMSProp momentum."""
+    adam_eps: float = 1e-8
+    """Adam epsilon."""
+    grad_norm_clip: float = 40.0
+    """Global gradient-norm clip."""
+    discount: float = 0.99
+    """Discount factor gamma."""
+    baseline_cost: float = 0.5
+    """Weight of the value loss."""
+    entropy_cost: float = 0.01
+    """Weight of the entropy bonus."""
+    clip_rho_threshold: float = 1.0
+    """V-trace rho-bar."""
+    clip_pg_rho_threshold: float = 1.0
+    """V-trace rho-bar of the policy-gradient advantage."""
+    reward_clip: float | None = None
+    """Clip rewards to [-reward_clip, reward_clip] in the loss; none when unset."""
+    loss_reduction: Literal["sum", "mean"] = "sum"
+    """Sum the loss over time and batch (IMPALA) or average it over valid transitions."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Learner device; 'auto' uses CUDA when available."""
+    seed: int = 0
+    """Base seed of the run (actors derive their env seeds from it)."""
+
+    # --- run directory, logging, robustness -----------------------------------------------
+    runs_root: str = "runs"
+    """Folder under which a new run directory is created."""
+    run_name: str | None = None
+    """Name of the run directory (default: preset/env, core and a timestamp)."""
+    log_interval_s: float = 5.0
+    """Seconds between metrics records (and console updates)."""
+    checkpoint_interval_s: float = 300.0
+    """Seconds between periodic checkpoints."""
+    keep_checkpoints: int = 3
+    """Number of most recent checkpoints kept."""
+    actor_timeout_s: float = 120.0
+    """An actor silent this long while it has a free buffer is killed and replaced."""
+    max_actor_restarts: int = 20
+    """The run stops when actors had to be replaced more often than this."""
+    wandb: bool = False
+    """Also log to Weights & Biases."""
+    wandb_mode: Literal["offline", "online"] = "offline"
+    """wandb mode; the network is only used with 'online'."""
+    wandb_project: str = "relational-rl"
+    """wandb project name."""
+
+    @property
+    def unrolls_per_batch(self) -> int:
+        """Actor buffers (each ``envs_per_actor`` games wide) in one learner batch."""
+        return self.batch_size // self.envs_per_actor
+
+    @property
+    def steps_per_update(self) -> int:
+        """Environment steps consumed by one learner update."""
+        return self.unroll_length * self.batch_size
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first invalid value."""
+        for name in ("num_actors", "envs_per_actor", "unroll_length", "batch_size", "total_steps",
+                     "keep_checkpoints", "hidden_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.max_actor_restarts < 0:
+            raise ConfigError(f"max_actor_restarts must be >= 0, got {self.max_actor_restarts}")
+        if self.batch_size % self.envs_per_actor:
+            raise ConfigError(
+                f"batch_size must be a multiple of envs_per_actor ({self.envs_per_actor}), got {self.batch_size}"
+            )
+        for name in ("learning_rate", "log_interval_s", "checkpoint_interval_s", "actor_timeout_s", "grad_norm_clip",
+                     "rmsprop_eps", "adam_eps"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        if not 0.0 <= self.discount <= 1.0:
+            raise ConfigError(f"discount must be in [0, 1], got {self.discount}")
+        for name in ("baseline_cost", "entropy_cost", "rmsprop_momentum", "clip_rho_threshold", "clip_pg_rho_threshold"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not 0.0 <= self.rmsprop_alpha < 1.0:
+            raise ConfigError(f"rmsprop_alpha must be in [0, 1), got {self.rmsprop_alpha}")
+        if self.reward_clip is not None and not self.reward_clip > 0:
+            raise ConfigError(f"reward_clip must be > 0 or unset, got {self.reward_clip}")
+        for name, hints in _literal_fields().items():
+            if getattr(self, name) not in hints:
+                raise ConfigError(f"{name} must be one of {list(hints)}, got {getattr(self, name)!r}")
+        for wrapper in self.wrappers:
+            if ":" not in wrapper:
+                raise ConfigError(f"wrappers must be given as 'module:callable', got {wrapper!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config from ``to_json`` output; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}; valid keys are {sorted(known)}")
+        return cls(**data)
+
+
+# --- presets -------------------------------------------------------------------------------
+# Core sizes: the RMC paper's Box-World agent used 4 memories, 4 heads and 1024 total units
+# with scalar ("memory") gating (Santoro et al. 2018, App. A.3); the -easy preset shrinks
+# it so a first run learns within minutes on a laptop CPU.
+_RMC_PAPER = {"mem_slots": 4, "head_size": 64, "num_heads": 4, "num_blocks": 1, "gate_style": "memory"}
+_RMC_SMALL = {"mem_slots": 2, "head_size": 32, "num_heads": 2, "num_blocks": 1, "gate_style": "memory"}
+_LSTM_PAPER = {"hidden_size": 256}
+_LSTM_SMALL = {"hidden_size": 128}
+
+_TASKS: dict[str, dict[str, Any]] = {
+    "boxworld-easy": {"env": "rmc/BoxWorldEasy-v0", "unroll_length": 20, "entropy_cost": 0.005,
+                      "learning_rate": 6e-4, "total_steps": 5_000_000, "hidden_size": 128},
+    "boxworld": {"env": "rmc/BoxWorld-v0", "unroll_length": 40, "batch_size": 32, "envs_per_actor": 16,
+                 "entropy_cost": 0.005, "learning_rate": 2e-4, "total_steps": 100_000_000},
+    "boxworld-viewport": {"env": "rmc/BoxWorldViewport-v0", "unroll_length": 40, "batch_size": 32,
+                          "envs_per_actor": 16, "entropy_cost": 0.005, "learning_rate": 2e-4,
+                          "total_steps": 100_000_000},
+    "minipacman": {"env": "rmc/MiniPacman-v0", "unroll_length": 20, "batch_size": 32, "envs_per_actor": 16,
+                   "entropy_cost": 0.01, "learning_rate": 6e-4, "total_steps": 50_000_000},
+    "minipacman-viewport": {"env": "rmc/MiniPacmanViewport-v0", "unroll_length": 20, "batch_size": 32,
+                            "envs_per_actor": 16, "entropy_cost": 0.01, "learning_rate": 6e-4,
+                            "total_steps": 50_000_000},
+}
+
+
+def _make_presets() -> dict[str, dict[str, Any]]:
+    presets: dict[str, dict[str, Any]] = {}
+    for task, values in _TASKS.items():
+        small = task == "boxworld-easy"
+        presets[f"{task}-rmc"] = {**values, "core": "rmc", "core_kwargs": dict(_RMC_SMALL if small else _RMC_PAPER)}
+        presets[f"{task}-lstm"] = {**values, "core": "lstm", "core_kwargs": dict(_LSTM_SMALL if small else _LSTM_PAPER)}
+    return presets
+
+
+PRESETS: dict[str, dict[str, Any]] = _make_presets()
+"""Named groups of field values: ``<task>-<core>`` for the paper's tasks and both cores."""
+
+
+def config_from_preset(name: str | None, **overrides: Any) -> TrainConfig:
+    """A validated config: the defaults, then the preset's values, then ``overrides``."""
+    values: dict[str, Any] = {}
+    if name is not None:
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; valid presets are {sorted(PRESETS)}")
+        values.update(PRESETS[name])
+    values.update(overrides)
+    try:
+        config = TrainConfig.from_json(values)
+    except TypeError as error:  # pragma: no cover - from_json already checks keys
+        raise ConfigError(str(error)) from None
+    config.validate()
+    return config
+
+
+# --- CLI generated from the dataclass -----------------------------------------------------------
+
+
+def field_docs(cls: type = TrainConfig) -> dict[str, str]:
+    """The docstring written under each field of a dataclass, read from its source."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, following in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)):
+            docs[node.target.id] = following.value.value.strip()
+    return docs
+
+
+def _literal_fields() -> dict[str, tuple[Any, ...]]:
+    hints = typing.get_type_hints(TrainConfig)
+    return {name: typing.get_args(hint) for name, hint in hints.items() if typing.get_origin(hint) is Literal}
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _parse_json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _optional(parse: Any) -> Any:
+    def parse_or_none(text: str) -> Any:
+        return None if text.lower() in ("none", "null", "") else parse(text)
+
+    parse_or_none.__name__ = getattr(parse, "__name__", "value")
+    return parse_or_none
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
+    """Add one ``--flag`` per dataclass field; unset flags stay absent from the namespace."""
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group("config fields (override the preset)")
+    for item in dataclasses.fields(cls):
+        hint = hints[item.name]
+        flag = "--" + item.name.replace("_", "-")
+        default = item.default if item.default is not dataclasses.MISSING else item.default_factory()  # type: ignore[misc]
+        help_text = f"{docs.get(item.name, '')} (default: {json.dumps(default)})".replace("%", "%%")
+        kwargs: dict[str, Any] = {"dest": item.name, "default": argparse.SUPPRESS, "help": help_text}
+        origin = typing.get_origin(hint)
+        args = typing.get_args(hint)
+        optional = origin in (typing.Union, types.UnionType) and type(None) in args
+        if optional:
+            hint = next(arg for arg in args if arg is not type(None))
+            origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin is Literal:
+            kwargs["choices"] = list(args)
+        elif hint is bool:
+            kwargs.update(type=_parse_bool, nargs="?", const=True, metavar="BOOL")
+        elif origin is dict:
+            kwargs.update(type=_parse_json_object, metavar="JSON")
+        elif origin is list:
+            kwargs.update(action="append", metavar=item.name.upper().rstrip("S"))
+        elif hint in (int, float, str):
+            kwargs["type"] = _optional(hint) if optional else hint
+        else:  # pragma: no cover - guards future fields
+            raise TypeError(f"no CLI parser for field {item.name} of type {hint}")
+        group.add_argument(flag, **kwargs)
+
+
+def parse_train_args(
+    argv: list[str] | None = None,
+) -> tuple[TrainConfig | None, str | None, dict[str, Any], str | None]:
+    """Parse ``launch.train``'s command line.
+
+    Returns:
+        ``(config, resume_dir, explicit, preset)``: the config (None when resuming: it is
+        read from the run directory), the run directory to resume, the fields given
+        explicitly, and the preset name.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m launch.train",
+        description="Train an IMPALA agent (RMC or LSTM core) with CPU actor processes and one learner.",
+        epilog="Presets: " + ", ".join(sorted(PRESETS)),
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="start from a preset's values")
+    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
+                        help="continue the run in RUN_DIR from its latest checkpoint (its config is reused; "
+                             "--total-steps and run-time flags given here override it)")
+    add_config_arguments(parser)
+    namespace = vars(parser.parse_args(argv))
+    preset = namespace.pop("preset")
+    resume = namespace.pop("resume")
+    if resume is not None:
+        if preset is not None:
+            parser.error("--preset cannot be combined with --resume (the run's saved config is used)")
+        return None, resume, namespace, None
+    try:
+        return config_from_preset(preset, **namespace), None, namespace, preset
+    except ConfigError as error:
+        parser.error(str(error))
+        raise  # unreachable: parser.error exits
+
+
+RESUME_OVERRIDABLE = frozenset({
+    "total_steps", "num_actors", "log_interval_s", "checkpoint_interval_s", "keep_checkpoints", "actor_timeout_s",
+    "max_actor_restarts", "wandb", "wandb_mode", "wandb_project", "device",
+})
+"""Fields a ``--resume`` may change: how long and how the run goes on, not what it learns."""

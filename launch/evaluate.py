@@ -1,0 +1,196 @@
+"""Evaluate a checkpoint (or a uniformly random policy) over N full episodes.
+
+Usage::
+
+    python -m launch.evaluate --checkpoint runs/RUN/checkpoints/checkpoint_000001000000.pt --episodes 100
+    python -m launch.evaluate --checkpoint runs/RUN --episodes 100 --deterministic --seed 1
+    python -m launch.evaluate --random --env rmc/MiniPacman-v0 --episodes 100   # the random baseline
+
+The recurrent core state is carried through each episode and reset at its first step, as
+in training. Episodes are spread evenly over the games stepped together and each game
+plays a fixed quota, so short episodes are not over-counted. Prints a summary and, last,
+one JSON line: mean return, its standard deviation and normal-approximation 95%
+confidence interval, and the success rate with its Wilson 95% interval (when the env
+reports ``success``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from launch.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from launch.config import ConfigError, TrainConfig
+from launch.env_factory import EnvConfigError, episode_stats, make_vector_env
+
+Z_95 = 1.959963984540054
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the latest checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"{str(path)!r} holds no checkpoint (expected a run directory or a .pt file)")
+        return found
+    return path
+
+
+def wilson_interval(successes: float, count: int) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate."""
+    if count == 0:
+        return (math.nan, math.nan)
+    rate = successes / count
+    denominator = 1 + Z_95**2 / count
+    centre = (rate + Z_95**2 / (2 * count)) / denominator
+    half = Z_95 * math.sqrt(rate * (1 - rate) / count + Z_95**2 / (4 * count**2)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarise(returns: list[float], lengths: list[int], successes: list[float]) -> dict[str, Any]:
+    """Mean return with a 95% CI, mean length, success rate with a Wilson 95% CI."""
+    values = np.asarray(returns, dtype=np.float64)
+    count = len(values)
+    std = float(values.std(ddof=1)) if count > 1 else 0.0
+    half = Z_95 * std / math.sqrt(count) if count > 1 else math.nan
+    summary: dict[str, Any] = {
+        "episodes": count,
+        "mean_return": float(values.mean()),
+        "std_return": std,
+        "return_ci95": [float(values.mean() - half), float(values.mean() + half)],
+        "mean_length": float(np.mean(lengths)),
+        "success_rate": None,
+        "success_ci95": None,
+    }
+    if successes:
+        summary["success_rate"] = float(np.mean(successes))
+        summary["success_ci95"] = list(wilson_interval(float(np.sum(successes)), len(successes)))
+    return summary
+
+
+def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, episodes: int, num_envs: int = 8,
+             deterministic: bool = False, seed: int = 0) -> dict[str, Any]:
+    """Play ``episodes`` episodes with the policy of ``model_state`` (None: uniform random).
+
+    Returns:
+        ``summarise``'s dict plus the per-episode ``returns``.
+    """
+    if episodes < 1:
+        raise ConfigError(f"episodes must be >= 1, got {episodes}")
+    num_envs = max(1, min(num_envs, episodes))
+    quota = np.full(num_envs, episodes // num_envs)
+    quota[: episodes % num_envs] += 1
+    env = make_vector_env(config.env, num_envs, config.env_kwargs, config.wrappers, config.env_package)
+    torch.manual_seed(seed)
+    env.action_space.seed(seed)
+    policy = None
+    if model_state is not None:
+        from launch.policy_factory import build_policy
+
+        policy = build_policy(config, env.single_observation_space, env.single_action_space)
+        policy.load_state_dict(model_state)
+        policy.eval()
+    returns: list[float] = []
+    lengths: list[int] = []
+    successes: list[float] = []
+    done_count = np.zeros(num_envs, dtype=np.int64)
+    observation, _ = env.reset(seed=seed)
+    if policy is not None:
+        state = policy.initial_state(num_envs)
+        reset = torch.ones(num_envs, dtype=torch.bool)
+        previous_action = torch.zeros((num_envs, *policy.action_shape), dtype=policy.action_dtype)
+        previous_reward = torch.zeros(num_envs)
+    autoreset_next = np.zeros(num_envs, dtype=bool)
+    try:
+        while (done_count < quota).any():
+            if policy is None:
+                env_action = env.action_space.sample()
+            else:
+                output, state = policy.act(observation, previous_action, previous_reward, reset, state,
+                                           deterministic=deterministic)
+                env_action = policy.to_env_action(output.action)
+            observation, reward, terminated, truncated, info = env.step(env_action)
+            ended = info.get("_episode", np.zeros(num_envs, dtype=bool))
+            for index, (episode_return, length, success) in zip(ended.nonzero()[0], episode_stats(info)):
+                if done_count[index] < quota[index]:
+                    done_count[index] += 1
+                    returns.append(episode_return)
+                    lengths.append(length)
+                    if success is not None:
+                        successes.append(success)
+            if policy is not None:
+                reset = torch.from_numpy(autoreset_next.copy())
+                keep = ~reset
+                previous_action = output.action * keep.view((-1,) + (1,) * len(policy.action_shape)).to(
+                    output.action.dtype)
+                previous_reward = torch.as_tensor(reward, dtype=torch.float32) * keep
+            autoreset_next = np.logical_or(terminated, truncated)
+    finally:
+        env.close()
+    summary = summarise(returns, lengths, successes)
+    summary["returns"] = returns
+    return summary
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m launch.evaluate`` / ``rmc-evaluate``."""
+    parser = argparse.ArgumentParser(prog="python -m launch.evaluate", description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="PATH", help="a checkpoint file, or a run directory (its latest)")
+    source.add_argument("--random", action="store_true", help="a uniformly random policy (needs --env)")
+    parser.add_argument("--env", help="env id (default: the checkpoint's; required with --random)")
+    parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
+                        help="env kwargs as a JSON object (default: the checkpoint's)")
+    parser.add_argument("--env-package", action="append", default=None, metavar="MODULE",
+                        help="module to import that registers the env")
+    parser.add_argument("--episodes", type=int, default=100, help="episodes to play (default: 100)")
+    parser.add_argument("--num-envs", type=int, default=8, help="games stepped together (default: 8)")
+    parser.add_argument("--deterministic", action="store_true", help="take the most likely action")
+    parser.add_argument("--seed", type=int, default=12345, help="seed of the evaluation games (default: 12345)")
+    args = parser.parse_args(argv)
+    try:
+        if args.episodes < 1:
+            raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+        if args.num_envs < 1:
+            raise ConfigError(f"--num-envs must be >= 1, got {args.num_envs}")
+        model_state = None
+        if args.random:
+            if args.env is None:
+                raise ConfigError("--random needs --env ID")
+            config = TrainConfig(env=args.env)
+        else:
+            checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint))
+            config = TrainConfig.from_json(json.loads(checkpoint["config"]))
+            model_state = checkpoint["model"]
+            if args.env is not None:
+                config.env = args.env
+        if args.env_kwargs is not None:
+            config.env_kwargs = args.env_kwargs
+        if args.env_package:
+            config.env_package = list(config.env_package) + args.env_package
+        summary = evaluate(config, model_state, args.episodes, args.num_envs, args.deterministic, args.seed)
+    except (ConfigError, EnvConfigError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    low, high = summary["return_ci95"]
+    print(f"{config.env}: {summary['episodes']} episodes, mean return {summary['mean_return']:.3f} "
+          f"(95% CI {low:.3f} .. {high:.3f}, std {summary['std_return']:.3f}), mean length {summary['mean_length']:.1f}")
+    if summary["success_rate"] is not None:
+        low, high = summary["success_ci95"]
+        print(f"success rate {100 * summary['success_rate']:.1f}% (95% CI {100 * low:.1f}% .. {100 * high:.1f}%)")
+    summary.pop("returns")
+    print(json.dumps({"env": config.env, "policy": "random" if args.random else str(args.checkpoint),
+                      "deterministic": args.deterministic, "seed": args.seed, **summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

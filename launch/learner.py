@@ -1,0 +1,98 @@
+"""The learner: one IMPALA update per batch of unrolls (Espeholt et al. 2018).
+
+``agents.loss.impala_loss`` re-runs the policy over the batch from the stored core states
+and returns the V-trace loss; the learner clips the global gradient norm, steps RMSProp
+or Adam and its learning-rate schedule, and refuses to apply a non-finite loss or
+gradient (``NonFiniteLossError``) so the weights stay as good as the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from agents.loss import LossConfig, impala_loss
+from agents.trajectory import Trajectory
+from launch.config import TrainConfig
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or the gradient norm was NaN or infinite; nothing was applied."""
+
+
+def total_updates(config: TrainConfig) -> int:
+    """Learner updates in a run of ``config.total_steps`` steps."""
+    return max(1, math.ceil(config.total_steps / config.steps_per_update))
+
+
+class Learner:
+    """Optimiser, schedule and update counter around a policy on the learner device.
+
+    Args:
+        policy: the ``ActorCritic`` (already on its device).
+        config: the run's config.
+    """
+
+    def __init__(self, policy: nn.Module, config: TrainConfig) -> None:
+        self.policy = policy
+        self.config = config
+        self.updates = 0
+        self.loss_config = LossConfig(
+            discount=config.discount, baseline_cost=config.baseline_cost, entropy_cost=config.entropy_cost,
+            clip_rho_threshold=config.clip_rho_threshold, clip_pg_rho_threshold=config.clip_pg_rho_threshold,
+            reward_clip=config.reward_clip, reduction=config.loss_reduction,
+        )
+        parameters = list(policy.parameters())
+        if config.optimizer == "rmsprop":
+            self.optimizer: torch.optim.Optimizer = torch.optim.RMSprop(
+                parameters, lr=config.learning_rate, alpha=config.rmsprop_alpha, eps=config.rmsprop_eps,
+                momentum=config.rmsprop_momentum)
+        else:
+            self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, eps=config.adam_eps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda update: self._lr_factor(update))
+
+    def _lr_factor(self, update: int) -> float:
+        if self.config.lr_schedule == "constant":
+            return 1.0
+        return max(0.0, 1.0 - update / total_updates(self.config))
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def update(self, trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...]) -> dict[str, float]:
+        """One gradient step on a batch; returns scalar metrics.
+
+        Raises:
+            NonFiniteLossError: the loss or gradient is NaN/inf (no step was taken).
+        """
+        self.policy.train()
+        loss = impala_loss(self.policy, trajectory, initial_state, self.loss_config)
+        total = float(loss.total.detach())
+        if not math.isfinite(total):
+            raise NonFiniteLossError(f"the loss is {total} at update {self.updates + 1}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        grad_norm = float(nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.grad_norm_clip))
+        if not math.isfinite(grad_norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(f"the gradient norm is {grad_norm} at update {self.updates + 1}")
+        learning_rate = self.learning_rate
+        self.optimizer.step()
+        self.scheduler.step()
+        self.updates += 1
+        metrics = {name: float(getattr(loss, name)) for name in loss._fields if name != "total"}
+        metrics.update(loss_total=total, grad_norm=grad_norm, learning_rate=learning_rate)
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.updates = int(state["updates"])

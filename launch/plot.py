@@ -1,0 +1,105 @@
+"""Learning curves of one or more runs on one figure, saved as a PNG.
+
+Usage::
+
+    python -m launch.plot runs/boxworld-rmc-... runs/boxworld-lstm-... --out curves.png
+    python -m launch.plot runs/A runs/B --metric success --smooth 10 --out success.png
+
+Each curve is a run's ``metrics.jsonl``: ``episode_return_mean`` (``--metric return``) or
+``success_rate`` (``--metric success``) against environment frames (``--x frames``) or
+wall-clock hours (``--x hours``). Runs are labelled with their directory name unless
+``--label`` is given once per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from launch.config import ConfigError
+from launch.run_dir import RunDir, read_metrics
+
+METRIC_KEYS = {"return": "episode_return_mean", "success": "success_rate"}
+METRIC_LABELS = {"return": "mean episode return", "success": "success rate"}
+
+
+def curve(run_path: str | os.PathLike[str], metric: Literal["return", "success"] = "return",
+          x: Literal["frames", "hours"] = "frames", smooth: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of one run: the records that hold the metric, smoothed by a trailing mean."""
+    key = METRIC_KEYS[metric]
+    records = [record for record in read_metrics(run_path) if record.get(key) is not None]
+    xs = np.array([record["step"] if x == "frames" else record["time_s"] / 3600 for record in records], dtype=float)
+    ys = np.array([record[key] for record in records], dtype=float)
+    if smooth > 1 and len(ys):
+        cumulative = np.cumsum(np.insert(ys, 0, 0.0))
+        starts = np.maximum(np.arange(1, len(ys) + 1) - smooth, 0)
+        ys = (cumulative[1:] - cumulative[starts]) / (np.arange(1, len(ys) + 1) - starts)
+    return xs, ys
+
+
+def plot_runs(run_paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
+              metric: Literal["return", "success"] = "return", x: Literal["frames", "hours"] = "frames",
+              labels: Sequence[str] | None = None, smooth: int = 1, title: str | None = None) -> Path:
+    """Draw the runs' curves to ``out`` (PNG); raises ConfigError for a path that is not a run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if labels is not None and len(labels) != len(run_paths):
+        raise ConfigError(f"give one --label per run: {len(labels)} labels for {len(run_paths)} runs")
+    curves = []
+    for path in run_paths:
+        RunDir.open_existing(path)
+        curves.append(curve(path, metric, x, smooth))
+    if not any(len(xs) for xs, _ in curves):
+        raise ConfigError(f"none of the runs has recorded {METRIC_KEYS[metric]!r} yet")
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for index, (path, (xs, ys)) in enumerate(zip(run_paths, curves)):
+        axes.plot(xs, ys, label=labels[index] if labels else Path(path).name, linewidth=1.5)
+    axes.set_xlabel("environment frames" if x == "frames" else "hours")
+    axes.set_ylabel(METRIC_LABELS[metric])
+    if metric == "success":
+        axes.set_ylim(-0.02, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m launch.plot`` / ``rmc-plot``."""
+    parser = argparse.ArgumentParser(prog="python -m launch.plot", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories made by launch.train")
+    parser.add_argument("--out", required=True, metavar="PNG", help="where to write the figure")
+    parser.add_argument("--metric", choices=sorted(METRIC_KEYS), default="return", help="y axis (default: return)")
+    parser.add_argument("--x", choices=["frames", "hours"], default="frames", help="x axis (default: frames)")
+    parser.add_argument("--label", action="append", default=None, help="legend label, once per run, in order")
+    parser.add_argument("--smooth", type=int, default=1, help="trailing mean over this many records (default: 1)")
+    parser.add_argument("--title", default=None, help="figure title")
+    args = parser.parse_args(argv)
+    try:
+        if args.smooth < 1:
+            raise ConfigError(f"--smooth must be >= 1, got {args.smooth}")
+        out = plot_runs(args.runs, args.out, args.metric, args.x, args.label, args.smooth, args.title)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

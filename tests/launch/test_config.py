@@ -1,0 +1,80 @@
+"""The typed config, its presets and the generated CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from launch.config import PRESETS, ConfigError, TrainConfig, config_from_preset, field_docs, parse_train_args
+
+
+def test_every_field_has_a_docstring_and_a_flag_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    docs = field_docs()
+    names = [item.name for item in dataclasses.fields(TrainConfig)]
+    assert set(docs) == set(names)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_train_args(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name in names:
+        assert "--" + name.replace("_", "-") in text
+    assert "Recurrent core of the agent" in text and "boxworld-easy-rmc" in text
+
+
+@pytest.mark.parametrize("task", ["boxworld-easy", "boxworld", "boxworld-viewport", "minipacman", "minipacman-viewport"])
+def test_each_task_has_an_rmc_and_an_lstm_preset(task: str) -> None:
+    rmc, lstm = config_from_preset(f"{task}-rmc"), config_from_preset(f"{task}-lstm")
+    assert (rmc.core, lstm.core) == ("rmc", "lstm")
+    assert rmc.env == lstm.env and rmc.env.startswith("rmc/")
+    assert rmc.total_steps == lstm.total_steps and rmc.batch_size == lstm.batch_size
+
+
+def test_command_line_overrides_the_preset() -> None:
+    config, resume, explicit, preset = parse_train_args(
+        ["--preset", "boxworld-rmc", "--num-actors", "3", "--env-kwargs", '{"max_steps": 50}', "--wandb"])
+    assert resume is None and preset == "boxworld-rmc"
+    assert config.env == "rmc/BoxWorld-v0" and config.unroll_length == PRESETS["boxworld-rmc"]["unroll_length"]
+    assert config.num_actors == 3 and config.env_kwargs == {"max_steps": 50} and config.wandb is True
+    assert explicit == {"num_actors": 3, "env_kwargs": {"max_steps": 50}, "wandb": True}
+
+
+def test_optional_and_list_fields_parse() -> None:
+    config, *_ = parse_train_args(["--env", "CartPole-v1", "--reward-clip", "1", "--env-package", "a",
+                                   "--env-package", "b", "--run-name", "x"])
+    assert config.reward_clip == 1.0 and config.env_package == ["a", "b"] and config.run_name == "x"
+    config, *_ = parse_train_args(["--reward-clip", "none"])
+    assert config.reward_clip is None
+
+
+def test_resume_takes_no_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_train_args(["--resume", "runs/x", "--preset", "boxworld-rmc"])
+    assert "--preset cannot be combined with --resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"num_actors": 0}, "num_actors must be an integer >= 1, got 0"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0, got nan"),
+        ({"optimizer": "sgd"}, "optimizer must be one of ['rmsprop', 'adam'], got 'sgd'"),
+        ({"wrappers": ["nocolon"]}, "'module:callable'"),
+        ({"bogus": 1}, "unknown config keys ['bogus']"),
+    ],
+)
+def test_invalid_values_are_rejected_by_name(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        config_from_preset(None, **overrides)
+    assert message in str(error.value)
+
+
+def test_unknown_preset_lists_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match="valid presets are"):
+        config_from_preset("boxworld-gru")
+
+
+def test_json_round_trip() -> None:
+    config = config_from_preset("minipacman-viewport-lstm", seed=7)
+    assert TrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config

@@ -1,0 +1,168 @@
+"""End-to-end runs of ``python -m launch.train`` as a user would start them, with tiny step
+counts: the smoke run, resume, signals, a killed actor, a failing env, NaN, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from launch.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from tests.launch.helpers import TINY, LiveProcess, actor_pids, metrics, pid_alive, run, wait_until_gone
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    result = run("launch.train", *TINY, "--total-steps", "1600", "--runs-root", str(root), "--run-name", "smoke")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root / "smoke"
+
+
+def test_smoke_run_writes_a_complete_run_directory(smoke_run: Path) -> None:
+    assert (smoke_run / "config.json").is_file()
+    assert (smoke_run / "logs" / "train.log").read_text().count("finished 1,600 steps") == 1
+    records = metrics(smoke_run)
+    assert records[-1]["step"] == 1600
+    assert [record["step"] for record in records] == sorted(record["step"] for record in records)
+    learned = [record for record in records if "loss_total_mean" in record]
+    assert learned and all("policy_lag_mean" in record for record in learned)
+    returns = [record["episode_return_mean"] for record in records if "episode_return_mean" in record]
+    assert returns and all(1 <= value <= 500 for value in returns)  # CartPole episodes: 1..500 steps of +1
+    checkpoint = load_checkpoint(latest_checkpoint(smoke_run / "checkpoints"))
+    assert checkpoint["counters"]["step"] == 1600
+    assert checkpoint["counters"]["updates"] == 1600 // 80
+    assert {"optimizer", "scheduler", "updates"} <= set(checkpoint["learner"])
+    assert {"python", "numpy", "torch"} <= set(checkpoint["rng"])
+
+
+def test_resume_continues_the_step_counter_and_curves(smoke_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_run, copy)
+    before = load_checkpoint(latest_checkpoint(copy / "checkpoints"))
+    result = run("launch.train", "--resume", str(copy), "--total-steps", "2400")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resuming at step 1,600" in result.stdout
+    after = load_checkpoint(latest_checkpoint(copy / "checkpoints"))
+    assert after["counters"]["step"] == 2400
+    assert after["counters"]["updates"] == before["counters"]["updates"] + 10
+    assert after["counters"]["actor_generation"] >= before["counters"]["actor_generation"] + 2
+    steps = [record["step"] for record in metrics(copy)]
+    assert steps == sorted(steps) and steps[-1] == 2400
+    assert any(1600 < step < 2400 for step in steps) or steps.count(2400) == 1
+
+
+def test_resume_refuses_to_change_what_is_learned(smoke_run: Path) -> None:
+    result = run("launch.train", "--resume", str(smoke_run), "--learning-rate", "0.1")
+    assert result.returncode == 2
+    assert "learning_rate" in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_a_final_checkpoint_and_leaves_no_orphans(tmp_path: Path, signum: int) -> None:
+    process = LiveProcess("launch.train", *TINY, "--total-steps", "100000000", "--runs-root", str(tmp_path),
+                          "--run-name", "run", "--checkpoint-interval-s", "1000")
+    try:
+        process.wait_for(r"actor pids", timeout=90)
+        process.wait_for(r"\d+ sps", timeout=90)
+        pids = actor_pids(process.output)
+        process.process.send_signal(signum)
+        code = process.finish(timeout=60)
+    finally:
+        process.kill()
+    assert code == 0, process.output
+    assert f"stopped by {signal.Signals(signum).name}" in process.output
+    assert wait_until_gone(pids) == []
+    checkpoint = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))
+    assert checkpoint["counters"]["step"] > 0
+
+
+def test_a_killed_actor_is_reported_and_replaced_and_the_run_finishes(tmp_path: Path) -> None:
+    process = LiveProcess("launch.train", *TINY, "--total-steps", "4000", "--runs-root", str(tmp_path),
+                          "--run-name", "run")
+    try:
+        process.wait_for(r"actor pids", timeout=90)
+        victim = actor_pids(process.output)[0]
+        os.kill(victim, signal.SIGKILL)
+        process.wait_for(rf"pid {victim}\) was killed by SIGKILL; replacing it", timeout=30)
+        code = process.finish(timeout=150)
+    finally:
+        process.kill()
+    assert code == 0, process.output
+    assert "finished 4,000 steps" in process.output
+    assert not pid_alive(victim)
+    assert metrics(tmp_path / "run")[-1]["actor_restarts"] == 1
+
+
+def test_an_env_that_raises_is_reported_and_its_actor_replaced(tmp_path: Path) -> None:
+    marker = tmp_path / "raised"
+    result = run("launch.train", *TINY, "--env", "test/RaiseOnceCartPole-v0", "--env-package",
+                 "tests.launch.faulty_envs", "--env-kwargs", f'{{"marker": "{marker}", "raise_after": 20}}',
+                 "--total-steps", "1600", "--runs-root", str(tmp_path), "--run-name", "run", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert marker.exists()
+    assert "RuntimeError: deliberate env failure" in result.stdout
+    assert "exited with code 1" in result.stdout and "replacing it" in result.stdout
+    assert "finished 1,600 steps" in result.stdout
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    result = run("launch.train", *TINY, "--env", "test/NanRewardCartPole-v0", "--env-package",
+                 "tests.launch.faulty_envs", "--env-kwargs", '{"nan_after": 150}', "--num-actors", "1",
+                 "--envs-per-actor", "8", "--total-steps", "100000", "--checkpoint-interval-s", "0.01",
+                 "--runs-root", str(tmp_path), "--run-name", "run", timeout=180)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the loss is nan" in result.stdout and "last good checkpoint is" in result.stdout
+    saved = list_checkpoints(tmp_path / "run" / "checkpoints")
+    assert saved, "the run had learned from clean unrolls and checkpointed before the NaN"
+    checkpoint = load_checkpoint(saved[-1])
+    assert all(torch.isfinite(value).all() for value in checkpoint["model"].values())
+    assert checkpoint["counters"]["step"] < 100000
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--env", "CartPol-v1"], "unknown env id 'CartPol-v1'"),
+        (["--env", "test/TextObservation-v0", "--env-package", "tests.launch.faulty_envs"], "Text"),
+        (["--env-kwargs", '{"no_such_option": 1}'], "no_such_option"),
+        (["--env-package", "no_such_module_xyz"], "no_such_module_xyz"),
+    ],
+)
+def test_bad_input_exits_non_zero_and_writes_nothing(tmp_path: Path, arguments: list[str], message: str) -> None:
+    result = run("launch.train", *TINY, "--runs-root", str(tmp_path), *arguments)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
+        (["--batch-size", "6"], "batch_size must be a multiple of envs_per_actor (4), got 6"),
+        (["--discount", "1.5"], "discount must be in [0, 1], got 1.5"),
+        (["--core", "gru"], "invalid choice: 'gru'"),
+        (["--env-kwargs", "[1]"], "expected a JSON object"),
+    ],
+)
+def test_invalid_values_are_named(tmp_path: Path, arguments: list[str], message: str) -> None:
+    result = run("launch.train", *TINY, "--runs-root", str(tmp_path), *arguments)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_of_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
+    (tmp_path / "something").mkdir()
+    result = run("launch.train", "--resume", str(tmp_path / "something"))
+    assert result.returncode == 2
+    assert "is not a run directory" in result.stderr
+    assert list((tmp_path / "something").iterdir()) == []
