@@ -1,0 +1,219 @@
+"""Trains a recurrent core on the N-th farthest task (Santoro et al., 2018, section 4.1).
+
+The model is the paper's: the core reads one vector per time step (``(x; label; n; m)``,
+see :mod:`rmc_core.nth_farthest`), its output after the last step goes through a 4-layer
+MLP of 256 units with ReLU, then a Linear layer to ``num_vectors`` logits; the loss is the
+softmax cross-entropy (applied once), the optimiser Adam. Test accuracy is measured on
+fresh batches from a separate random stream, never seen in training.
+
+Examples::
+
+    # the reduced task (4 vectors of 4 dims), RMC and LSTM baseline
+    python benchmarks/nth_farthest.py --core rmc --num-vectors 4 --num-dims 4
+    python benchmarks/nth_farthest.py --core lstm --num-vectors 4 --num-dims 4
+    # the paper's setting
+    python benchmarks/nth_farthest.py --core rmc --num-vectors 8 --num-dims 16 \
+        --mem-slots 8 --head-size 256 --num-heads 8 --batch-size 1600 --lr 1e-4
+    # one PNG comparing finished runs
+    python benchmarks/nth_farthest.py --plot docs/nth_farthest_rmc.json docs/nth_farthest_lstm.json \
+        --png docs/nth_farthest.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rmc_core import make_core
+from rmc_core.nth_farthest import nth_farthest_batch
+
+
+class NthFarthestModel(nn.Module):
+    """Core over the sequence, then the paper's answer head on its final output."""
+
+    def __init__(self, core: nn.Module, num_vectors: int, mlp_width: int = 256, mlp_layers: int = 4) -> None:
+        super().__init__()
+        self.core = core
+        layers: list[nn.Module] = []
+        width = core.output_size
+        for _ in range(mlp_layers):
+            layers += [nn.Linear(width, mlp_width), nn.ReLU()]
+            width = mlp_width
+        layers.append(nn.Linear(width, num_vectors))
+        self.head = nn.Sequential(*layers)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """inputs ``[T, B, F]`` -> logits ``[B, num_vectors]``."""
+        steps, batch = inputs.shape[:2]
+        state = self.core.initial_state(batch, device=inputs.device, dtype=inputs.dtype)
+        reset = torch.zeros(steps, batch, dtype=torch.bool, device=inputs.device)
+        outputs, _ = self.core.unroll(inputs, reset, state)
+        return self.head(outputs[-1])
+
+
+def build_core(args: argparse.Namespace, input_size: int) -> nn.Module:
+    if args.core == "rmc":
+        return make_core(
+            "rmc",
+            input_size,
+            mem_slots=args.mem_slots,
+            head_size=args.head_size,
+            num_heads=args.num_heads,
+            num_blocks=args.num_blocks,
+            gate_style=None if args.gate_style == "none" else args.gate_style,
+            attention_mlp_layers=args.attention_mlp_layers,
+        )
+    return make_core("lstm", input_size, hidden_size=args.lstm_hidden_size)
+
+
+@torch.no_grad()
+def test_accuracy(model: nn.Module, args: argparse.Namespace, device: torch.device) -> float:
+    """Accuracy on ``test_batches`` fresh batches from the held-out stream (seed + 1_000_003)."""
+    generator = torch.Generator().manual_seed(args.seed + 1_000_003)
+    correct = total = 0
+    model.eval()
+    for _ in range(args.test_batches):
+        batch = nth_farthest_batch(args.batch_size, args.num_vectors, args.num_dims, generator)
+        logits = model(batch.inputs.to(device))
+        correct += (logits.argmax(-1).cpu() == batch.targets).sum().item()
+        total += batch.targets.numel()
+    model.train()
+    return correct / total
+
+
+def train(args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    input_size = args.num_dims + 3 * args.num_vectors
+    model = NthFarthestModel(build_core(args, input_size), args.num_vectors).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    train_generator = torch.Generator().manual_seed(args.seed)
+    num_parameters = sum(p.numel() for p in model.parameters())
+    print(f"core={args.core} parameters={num_parameters} input_size={input_size}", flush=True)
+    curve: list[dict] = []
+    start = time.perf_counter()
+    recent_loss, recent_correct, recent_count = 0.0, 0, 0
+    for step in range(1, args.steps + 1):
+        batch = nth_farthest_batch(args.batch_size, args.num_vectors, args.num_dims, train_generator)
+        logits = model(batch.inputs.to(device))
+        targets = batch.targets.to(device)
+        loss = F.cross_entropy(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        recent_loss += loss.item()
+        recent_correct += (logits.argmax(-1) == targets).sum().item()
+        recent_count += targets.numel()
+        out_of_time = args.max_minutes is not None and time.perf_counter() - start > 60 * args.max_minutes
+        if step % args.eval_interval == 0 or step == args.steps or out_of_time:
+            accuracy = test_accuracy(model, args, device)
+            logged_steps = (step - 1) % args.eval_interval + 1
+            point = {
+                "step": step,
+                "examples": step * args.batch_size,
+                "wall_seconds": round(time.perf_counter() - start, 2),
+                "train_loss": recent_loss / logged_steps,
+                "train_accuracy": recent_correct / recent_count,
+                "test_accuracy": accuracy,
+            }
+            curve.append(point)
+            print(json.dumps(point), flush=True)
+            recent_loss, recent_correct, recent_count = 0.0, 0, 0
+        if out_of_time:
+            print(f"stopping at step {step}: --max-minutes {args.max_minutes} reached", flush=True)
+            break
+    return {
+        "config": vars(args),
+        "num_parameters": num_parameters,
+        "final_test_accuracy": curve[-1]["test_accuracy"],
+        "best_test_accuracy": max(point["test_accuracy"] for point in curve),
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "curve": curve,
+    }
+
+
+def plot(results: list[dict], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for result in results:
+        config = result["config"]
+        steps = [point["step"] for point in result["curve"]]
+        accuracy = [point["test_accuracy"] for point in result["curve"]]
+        axis.plot(steps, accuracy, label=f"{config['core'].upper()} ({result['wall_seconds'] / 60:.0f} min)")
+    config = results[0]["config"]
+    axis.axhline(1 / config["num_vectors"], color="grey", linestyle=":", label="chance")
+    axis.set_xlabel(f"training step (batch {config['batch_size']})")
+    axis.set_ylabel("test accuracy")
+    axis.set_ylim(0, 1)
+    axis.set_title(f"N-th farthest, {config['num_vectors']} vectors x {config['num_dims']} dims")
+    axis.legend()
+    figure.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png, dpi=120)
+    print(f"wrote {png}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--core", choices=["rmc", "lstm"], default="rmc")
+    parser.add_argument("--num-vectors", type=int, default=4, help="vectors per sequence (paper: 8)")
+    parser.add_argument("--num-dims", type=int, default=4, help="dimensions per vector (paper: 16)")
+    parser.add_argument("--steps", type=int, default=20000, help="training steps (batches)")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this wall time")
+    parser.add_argument("--batch-size", type=int, default=1600, help="paper: 1600")
+    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
+    parser.add_argument("--mem-slots", type=int, default=4)
+    parser.add_argument("--head-size", type=int, default=64)
+    parser.add_argument("--num-heads", type=int, default=4)
+    parser.add_argument("--num-blocks", type=int, default=1)
+    parser.add_argument("--gate-style", choices=["unit", "memory", "none"], default="unit")
+    parser.add_argument("--attention-mlp-layers", type=int, default=2)
+    parser.add_argument("--lstm-hidden-size", type=int, default=512)
+    parser.add_argument("--eval-interval", type=int, default=250, help="steps between test evaluations")
+    parser.add_argument("--test-batches", type=int, default=4, help="held-out batches per evaluation")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, default=None, help="where to write the curve (default docs/nth_farthest_<core>.json)")
+    parser.add_argument("--csv", type=Path, default=None, help="where to write the curve as CSV")
+    parser.add_argument("--png", type=Path, default=None, help="learning-curve PNG (default docs/nth_farthest_<core>.png)")
+    parser.add_argument("--plot", type=Path, nargs="+", default=None, help="only plot these result JSONs into --png")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.plot:
+        plot([json.loads(path.read_text()) for path in args.plot], args.png or Path("docs/nth_farthest.png"))
+        return
+    result = train(args)
+    json_path = args.json or Path(f"docs/nth_farthest_{args.core}.json")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    result["config"] = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    json_path.write_text(json.dumps(result, indent=1))
+    if args.csv:
+        with args.csv.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(result["curve"][0]))
+            writer.writeheader()
+            writer.writerows(result["curve"])
+    plot([result], args.png or Path(f"docs/nth_farthest_{args.core}.png"))
+    print(
+        f"final test accuracy {result['final_test_accuracy']:.3f} (best {result['best_test_accuracy']:.3f}) "
+        f"after {result['curve'][-1]['step']} steps, {result['wall_seconds'] / 60:.1f} min"
+    )
+
+
+if __name__ == "__main__":
+    main()

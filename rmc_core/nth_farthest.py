@@ -1,0 +1,71 @@
+"""Data for the N-th farthest task of Santoro et al. (2018), section 4.1.
+
+A sequence shows ``num_vectors`` vectors drawn from U(-1, 1)^num_dims, one per time step.
+Each vector carries a label, a one-hot in ``num_vectors`` classes drawn without
+replacement within the sequence, and every step also carries the question: a one-hot ``n``
+and a one-hot label ``m``. The per-step input is ``(x; label; n; m)``, of width
+``num_dims + 3 * num_vectors`` (40 for the paper's 8 vectors of 16 dims). The target is
+the label of the vector that is the ``n``-th farthest (Euclidean) from the vector labelled
+``m``: ``n = 0`` is the farthest; ``n = num_vectors - 1`` is ``m`` itself (distance 0),
+as in DeepMind's generator, which counts ``m`` among the candidates. (That generator sorts
+distances in ascending order, i.e. its ``n`` indexes the n-th nearest; the two
+definitions pose the same questions with ``n`` relabelled ``num_vectors - 1 - n``.)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class NthFarthestBatch(NamedTuple):
+    """One batch of N-th farthest questions.
+
+    Attributes:
+        inputs: ``[T, B, num_dims + 3 * num_vectors]`` time-major, ``T = num_vectors``.
+        targets: ``[B]`` int64, the label of the answer vector.
+    """
+
+    inputs: Tensor
+    targets: Tensor
+
+
+def nth_farthest_batch(
+    batch_size: int, num_vectors: int, num_dims: int, generator: torch.Generator | None = None
+) -> NthFarthestBatch:
+    """Samples a batch of N-th farthest sequences (float32, CPU).
+
+    Args:
+        batch_size: B.
+        num_vectors: Vectors per sequence (also the number of labels, ``n`` and ``m`` values).
+        num_dims: Dimensions of each vector.
+        generator: Random source (for reproducible or held-out data).
+
+    Raises:
+        ValueError: A size is < 1 (``num_vectors`` < 2).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if num_vectors < 2:
+        raise ValueError(f"num_vectors must be >= 2, got {num_vectors}")
+    if num_dims < 1:
+        raise ValueError(f"num_dims must be >= 1, got {num_dims}")
+    vectors = torch.rand(batch_size, num_vectors, num_dims, generator=generator) * 2 - 1  # [B, N, D]
+    labels = torch.rand(batch_size, num_vectors, generator=generator).argsort(dim=1)  # [B, N] a permutation
+    nth = torch.randint(num_vectors, (batch_size,), generator=generator)  # [B]
+    reference_label = torch.randint(num_vectors, (batch_size,), generator=generator)  # [B]
+
+    reference_index = (labels == reference_label[:, None]).int().argmax(dim=1)  # [B] position of vector m
+    reference_vector = vectors[torch.arange(batch_size), reference_index]  # [B, D]
+    distances = (vectors - reference_vector[:, None]).norm(dim=-1)  # [B, N]
+    by_distance = distances.argsort(dim=1, descending=True, stable=True)  # [B, N], farthest first
+    answer_index = by_distance[torch.arange(batch_size), nth]  # [B]
+    targets = labels[torch.arange(batch_size), answer_index]
+
+    label_one_hot = F.one_hot(labels, num_vectors).float()  # [B, N, N]
+    question = torch.cat([F.one_hot(nth, num_vectors), F.one_hot(reference_label, num_vectors)], dim=-1).float()
+    inputs = torch.cat([vectors, label_one_hot, question[:, None].expand(-1, num_vectors, -1)], dim=-1)
+    return NthFarthestBatch(inputs.transpose(0, 1).contiguous(), targets)
