@@ -96,6 +96,8 @@ class TrainConfig:
     """Sum the loss over time and batch (IMPALA) or average it over valid transitions."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Learner device; 'auto' uses CUDA when available."""
+    learner_threads: int = 0
+    """CPU threads of the learner's torch ops; 0: the cores the actors leave free (at least 1)."""
     seed: int = 0
     """Base seed of the run (actors derive their env seeds from it)."""
 
@@ -138,6 +140,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.learner_threads < 0:
+            raise ConfigError(f"learner_threads must be >= 0, got {self.learner_threads}")
         if self.max_actor_restarts < 0:
             raise ConfigError(f"max_actor_restarts must be >= 0, got {self.max_actor_restarts}")
         if self.batch_size % self.envs_per_actor:

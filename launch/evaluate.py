@@ -52,7 +52,9 @@ def wilson_interval(successes: float, count: int) -> tuple[float, float]:
     denominator = 1 + Z_95**2 / count
     centre = (rate + Z_95**2 / (2 * count)) / denominator
     half = Z_95 * math.sqrt(rate * (1 - rate) / count + Z_95**2 / (4 * count**2)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if successes == 0 else max(0.0, min(rate, centre - half))  # exact at the ends
+    high = 1.0 if successes == count else min(1.0, max(rate, centre + half))
+    return (low, high)
 
 
 def summarise(returns: list[float], lengths: list[int], successes: list[float]) -> dict[str, Any]:

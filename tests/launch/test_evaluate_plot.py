@@ -1,0 +1,87 @@
+"""launch.evaluate and launch.plot on small, hand-made runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from launch.checkpoint import save_checkpoint
+from launch.config import TrainConfig
+from launch.env_factory import make_vector_env
+from launch.evaluate import cli as evaluate_cli
+from launch.evaluate import summarise, wilson_interval
+from launch.plot import cli as plot_cli
+from launch.plot import curve
+from launch.policy_factory import build_policy
+from launch.run_dir import MetricsWriter, RunDir
+
+
+def make_run(root: Path, name: str, config: TrainConfig, returns: list[float]) -> RunDir:
+    config.runs_root, config.run_name = str(root), name
+    run = RunDir.create(config)
+    writer = MetricsWriter(run)
+    for index, value in enumerate(returns):
+        writer.write({"step": 100 * (index + 1), "time_s": 10.0 * index, "episode_return_mean": value,
+                      "success_rate": value / 10})
+    writer.close()
+    env = make_vector_env(config.env, 1, config.env_kwargs)
+    policy = build_policy(config, env.single_observation_space, env.single_action_space)
+    save_checkpoint(run.checkpoint_dir, 100 * len(returns),
+                    {"model": policy.state_dict(), "config": json.dumps(config.to_json()), "counters": {}}, keep=1)
+    return run
+
+
+def test_summary_statistics() -> None:
+    summary = summarise([1.0, 2.0, 3.0, 4.0], [1, 2, 3, 4], [1.0, 0.0, 1.0, 1.0])
+    half = 1.959963984540054 * math.sqrt(5 / 3) / 2
+    assert summary["mean_return"] == 2.5 and summary["return_ci95"] == pytest.approx([2.5 - half, 2.5 + half])
+    assert summary["success_rate"] == 0.75
+    low, high = wilson_interval(3, 4)
+    assert 0.2 < low < 0.75 < high < 1.0
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_evaluate_a_boxworld_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = TrainConfig(env="rmc/BoxWorldEasy-v0", core="rmc", hidden_size=16,
+                         core_kwargs={"mem_slots": 2, "head_size": 8, "num_heads": 1}, env_kwargs={"max_steps": 20})
+    run = make_run(tmp_path, "box", config, [0.0])
+    assert evaluate_cli(["--checkpoint", str(run.path), "--episodes", "7", "--num-envs", "3", "--seed", "1"]) == 0
+    output = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(output[-1])
+    assert result["episodes"] == 7 and result["success_rate"] is not None
+    assert 0.0 <= result["success_ci95"][0] <= result["success_rate"] <= result["success_ci95"][1] <= 1.0
+    assert result["mean_length"] <= 20
+    assert "success rate" in output[1]
+    # deterministic evaluation with the same seed gives the same numbers
+    assert evaluate_cli(["--checkpoint", str(run.path), "--episodes", "4", "--deterministic", "--seed", "3"]) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert evaluate_cli(["--checkpoint", str(run.path), "--episodes", "4", "--deterministic", "--seed", "3"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == first
+
+
+def test_random_baseline_and_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert evaluate_cli(["--random", "--env", "CartPole-v1", "--episodes", "5"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["policy"] == "random" and result["episodes"] == 5 and result["success_rate"] is None
+    assert 5 <= result["mean_return"] <= 200
+    assert evaluate_cli(["--checkpoint", str(tmp_path), "--episodes", "5"]) == 2
+    assert "holds no checkpoint" in capsys.readouterr().err
+    assert evaluate_cli(["--random", "--episodes", "5"]) == 2
+
+
+def test_plot_several_runs_to_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = TrainConfig(env="CartPole-v1", core="none", hidden_size=8)
+    first = make_run(tmp_path, "rmc", config, [1.0, 2.0, 3.0, 4.0])
+    second = make_run(tmp_path, "lstm", TrainConfig(env="CartPole-v1", core="none", hidden_size=8), [1.0, 1.0])
+    xs, ys = curve(first.path, "return", "frames", smooth=2)
+    assert xs.tolist() == [100, 200, 300, 400] and ys.tolist() == [1.0, 1.5, 2.5, 3.5]
+    assert curve(first.path, "success", "hours")[0].tolist() == pytest.approx([0, 10 / 3600, 20 / 3600, 30 / 3600])
+    out = tmp_path / "figures" / "curves.png"
+    assert plot_cli([str(first.path), str(second.path), "--out", str(out), "--metric", "success",
+                     "--label", "RMC", "--label", "LSTM"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_cli([str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert "is not a directory" in capsys.readouterr().err
