@@ -255,6 +255,7 @@ class MiniPacmanEnv(gym.Env[np.ndarray, np.int64]):
                 if not pills and rules.level_on_pills:
                     self._start_level(self._level + 1)
                     level_cleared = True
+                    pacman = self._pacman
                 break
 
         # Ghosts: collision, move, collision; eating one ends the phase.
