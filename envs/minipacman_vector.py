@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+from numpy.lib.stride_tricks import sliding_window_view
 
 from envs.counter_rng import below_array, uniform_array
 from envs.minipacman_rules import (
@@ -167,9 +168,6 @@ class MiniPacmanVectorEnv(VectorEnv):
         self._pad = np.append(padded_cell_index(radius), self._scratch).astype(np.int64)  # cell -1 -> scratch
         static = static_board(radius)
         self._static = np.concatenate([static, np.zeros((1, 3), dtype=np.uint8)])
-        if self.viewport is not None:
-            rows, cols = np.divmod(np.arange(self.viewport * self.viewport), self.viewport)
-            self._window = (rows * self._padded_width + cols).astype(np.int64)
         self._games = np.arange(n)
         self._generators: list[np.random.Generator] = []
         self._key = np.zeros(n, dtype=np.uint64)
@@ -188,6 +186,9 @@ class MiniPacmanVectorEnv(VectorEnv):
         self._canvas = np.repeat(self._static[None], n, axis=0)  # [N, padded cells + 1, 3]
         self._pixels = self._canvas.view(_PIXEL).reshape(-1)  # [N * (padded cells + 1)]
         self._offset = np.arange(n, dtype=np.int64) * (self._padded_cells + 1)
+        if self.viewport is not None:
+            rows_of_bytes = self._canvas[:, : self._padded_cells].reshape(n, HEIGHT + 2 * radius, 3 * self._padded_width)
+            self._windows = sliding_window_view(rows_of_bytes, (self.viewport, 3 * self.viewport), axis=(1, 2))
         self._needs_reset = np.zeros(n, dtype=bool)
         self._started = False
 
@@ -440,8 +441,9 @@ class MiniPacmanVectorEnv(VectorEnv):
         n = self.num_envs
         if self.viewport is None:
             return self._canvas[:, : self._padded_cells].reshape(n, HEIGHT, WIDTH, 3).copy()
-        top_left = self._pacman // WIDTH * self._padded_width + self._pacman % WIDTH
-        window = self._canvas[self._games[:, None], top_left[:, None] + self._window[None, :]]
+        # windows[game, row, byte column] is the [v, 3v] block of bytes whose top-left is
+        # there; with the padding, the window centred on Pac-Man starts at his (row, col).
+        window = self._windows[self._games, _ROW[self._pacman], 3 * _COL[self._pacman]]
         return window.reshape(n, self.viewport, self.viewport, 3)
 
     def _info(
