@@ -184,7 +184,8 @@ class MiniPacmanEnv(gym.Env[np.ndarray, np.int64]):
         self._padded_width = WIDTH + 2 * self._radius
         self._static = static_board(self._radius)
         self._canvas = self._static.copy()  # [padded cells, 3]
-        self._canvas_index: list[int] = padded_cell_index(self._radius).tolist()
+        self._canvas_index_array = padded_cell_index(self._radius)
+        self._canvas_index: list[int] = self._canvas_index_array.tolist()
         self._key = 0
         self._frame = 0
         self._level = 1
@@ -496,10 +497,10 @@ class MiniPacmanEnv(gym.Env[np.ndarray, np.int64]):
 
     def _repaint_all(self) -> None:
         canvas, index = self._canvas, self._canvas_index
-        canvas[:] = self._static
-        for cell in range(NUM_CELLS):
-            if not IS_WALL[cell] and not self._food[cell]:
-                canvas[index[cell]] = EMPTY_COLOUR
+        canvas[:] = self._static  # walls, and food on every open cell
+        if self._food_left < NUM_OPEN_CELLS:
+            eaten = (np.frombuffer(self._food, dtype=np.uint8) == 0) & ~IS_WALL
+            canvas[self._canvas_index_array[eaten]] = EMPTY_COLOUR
         for pill in self._pills:
             canvas[index[pill]] = PILL_COLOUR
         self._repaint(self._pacman, [])

@@ -464,8 +464,9 @@ class MiniPacmanVectorEnv(VectorEnv):
             "killed": killed,
             "level_cleared": level_cleared,
         }
+        present = np.ones(self.num_envs, dtype=bool)  # every game reports every key; one shared mask
         info: dict[str, Any] = {}
         for name, value in values.items():
             info[name] = value
-            info["_" + name] = np.ones(self.num_envs, dtype=bool)
+            info["_" + name] = present
         return info
