@@ -1,0 +1,198 @@
+"""ActorCritic over a battery of spaces: builds, acts, learns; acting equals the unroll."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents import ActorCritic, UnsupportedSpaceError
+from agents.loss import LossConfig, impala_loss
+from agents.spaces import map_leaves
+from agents.trajectory import Trajectory
+
+TINY_CORES = {
+    "rmc": {"mem_slots": 2, "head_size": 8, "num_heads": 2},
+    "lstm": {"hidden_size": 16},
+    "none": None,
+}
+
+OBSERVATION_SPACES = {
+    "image": gym.spaces.Box(0, 255, (6, 5, 3), np.uint8),
+    "vector": gym.spaces.Box(-2.0, 2.0, (4,), np.float32),
+    "discrete": gym.spaces.Discrete(5, start=1),
+    "dict": gym.spaces.Dict({
+        "frame": gym.spaces.Box(0, 255, (5, 5, 3), np.uint8),
+        "held": gym.spaces.Discrete(3),
+        "speed": gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+    }),
+    "tuple": gym.spaces.Tuple((gym.spaces.Box(-1.0, 1.0, (3,), np.float32), gym.spaces.MultiDiscrete([2, 3]),
+                               gym.spaces.MultiBinary(2))),
+}
+
+ACTION_SPACES = {
+    "discrete": gym.spaces.Discrete(3),
+    "multi_discrete": gym.spaces.MultiDiscrete([3, 2]),
+    "multi_binary": gym.spaces.MultiBinary(3),
+    "box": gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+}
+
+
+def make_policy(observation_space, action_space, core, **kwargs):
+    return ActorCritic(observation_space, action_space, core=core, core_kwargs=TINY_CORES[core], hidden_size=16, **kwargs)
+
+
+def sample_batch(space: gym.Space, shape: tuple[int, ...], seed: int):
+    """Observations of ``space`` stacked into ``[*shape, ...]`` tensors per leaf."""
+    space.seed(seed)
+    samples = [space.sample() for _ in range(int(np.prod(shape)))]
+
+    def stack(*leaves):
+        return torch.as_tensor(np.stack(leaves)).reshape(*shape, *np.shape(leaves[0]))
+
+    if isinstance(space, gym.spaces.Dict):
+        return {key: stack(*(s[key] for s in samples)) for key in space.spaces}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(stack(*(s[i] for s in samples)) for i in range(len(space.spaces)))
+    return stack(*samples)
+
+
+def random_trajectory(policy: ActorCritic, steps: int, batch_size: int, seed: int) -> Trajectory:
+    generator = torch.Generator().manual_seed(seed)
+    obs = sample_batch(policy.observation_space, (steps + 1, batch_size), seed)
+    policy.action_space.seed(seed)
+    action = torch.stack([
+        torch.as_tensor(np.stack([policy.action_space.sample() for _ in range(batch_size)])) for _ in range(steps)
+    ])
+    if isinstance(policy.action_space, gym.spaces.Box):
+        action = action.float()
+    else:
+        action = action.long()
+    reset = torch.zeros(steps + 1, batch_size, dtype=torch.bool)
+    reset[0] = True
+    reset[steps // 2 + 1, 0] = True  # an autoreset inside the unroll
+    terminated = torch.zeros(steps, batch_size, dtype=torch.bool)
+    terminated[steps // 2 - 1, 0] = True
+    previous_action = torch.cat([torch.zeros_like(action[:1]), action])
+    previous_reward = torch.randn(steps + 1, batch_size, generator=generator)
+    return Trajectory(
+        obs=obs, reset=reset, previous_action=previous_action, previous_reward=previous_reward, action=action,
+        behaviour_log_prob=-torch.rand(steps, batch_size, generator=generator),
+        reward=previous_reward[1:], terminated=terminated, truncated=torch.zeros_like(terminated),
+    )
+
+
+@pytest.mark.parametrize("core", ["rmc", "lstm", "none"])
+@pytest.mark.parametrize("action_name", list(ACTION_SPACES))
+@pytest.mark.parametrize("observation_name", list(OBSERVATION_SPACES))
+def test_builds_acts_and_learns(observation_name, action_name, core):
+    torch.manual_seed(0)
+    observation_space, action_space = OBSERVATION_SPACES[observation_name], ACTION_SPACES[action_name]
+    policy = make_policy(observation_space, action_space, core)
+    batch_size = 3
+
+    state = policy.initial_state(batch_size)
+    assert all(s.shape[0] == batch_size for s in state)
+    assert (state == ()) == (core == "none")
+    output, next_state = policy.act(
+        sample_batch(observation_space, (batch_size,), 1),
+        torch.zeros(batch_size, *policy.action_shape, dtype=policy.action_dtype),
+        torch.zeros(batch_size), torch.ones(batch_size, dtype=torch.bool), state,
+    )
+    assert output.action.shape == (batch_size, *policy.action_shape) and output.action.dtype == policy.action_dtype
+    assert output.log_prob.shape == (batch_size,) and torch.isfinite(output.log_prob).all()
+    assert output.value.shape == (batch_size,)
+    assert [s.shape for s in next_state] == [s.shape for s in state]
+    env_actions = policy.to_env_action(output.action)
+    assert all(action_space.contains(a) for a in env_actions)
+
+    trajectory = random_trajectory(policy, steps=4, batch_size=batch_size, seed=2)
+    initial_state = policy.initial_state(batch_size)
+    before, _ = policy.unroll(trajectory.obs, trajectory.previous_action, trajectory.previous_reward,
+                              trajectory.reset, initial_state)
+    assert before.policy_params.shape[:2] == (5, batch_size) and before.value.shape == (5, batch_size)
+    loss = impala_loss(policy, trajectory, initial_state, LossConfig())
+    assert loss.total.requires_grad and torch.isfinite(loss.total)
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.01)
+    optimizer.zero_grad()
+    loss.total.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after, _ = policy.unroll(trajectory.obs, trajectory.previous_action, trajectory.previous_reward,
+                                 trajectory.reset, initial_state)
+    assert not torch.allclose(before.value, after.value)
+    assert not torch.allclose(before.policy_params, after.policy_params)
+
+
+@pytest.mark.parametrize("core", ["rmc", "lstm", "none"])
+def test_acting_step_by_step_equals_the_unroll(core):
+    torch.manual_seed(0)
+    space = OBSERVATION_SPACES["dict"]
+    policy = make_policy(space, ACTION_SPACES["discrete"], core)
+    steps, batch_size = 7, 3
+    trajectory = random_trajectory(policy, steps, batch_size, seed=3)
+    reset = trajectory.reset.clone()
+    reset[3, 2] = True
+    reset[4, 1] = True
+    state0 = policy.initial_state(batch_size)
+    if core == "rmc":  # start from a state that is not the initial one
+        state0 = tuple(s + 0.1 * torch.randn_like(s) for s in state0)
+        reset[0] = torch.tensor([False, True, False])
+    with torch.no_grad():
+        unrolled, final_state = policy.unroll(trajectory.obs, trajectory.previous_action,
+                                              trajectory.previous_reward, reset, state0)
+    state = state0
+    for t in range(steps + 1):
+        obs_t = map_leaves(lambda leaf: leaf[t], trajectory.obs)
+        step, state = policy.act(obs_t, trajectory.previous_action[t], trajectory.previous_reward[t], reset[t],
+                                 state, deterministic=True)
+        distribution = policy.distribution(unrolled.policy_params[t])
+        torch.testing.assert_close(step.value, unrolled.value[t], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(step.action, distribution.mode())
+        torch.testing.assert_close(step.log_prob, distribution.log_prob(step.action), atol=1e-5, rtol=1e-5)
+    for a, b in zip(state, final_state):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("core", ["rmc", "lstm", "none"])
+def test_previous_action_and_reward_are_used_and_zeroed_at_resets(core):
+    torch.manual_seed(0)
+    policy = make_policy(OBSERVATION_SPACES["image"], ACTION_SPACES["discrete"], core)
+    obs = sample_batch(OBSERVATION_SPACES["image"], (1, 4), 0)
+    reset = torch.tensor([[True, True, False, False]])
+    state = policy.initial_state(4)
+    zeros, _ = policy.unroll(obs, torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4), reset, state)
+    other, _ = policy.unroll(obs, torch.full((1, 4), 2), torch.full((1, 4), 5.0), reset, state)
+    torch.testing.assert_close(zeros.value[:, :2], other.value[:, :2])
+    assert not torch.allclose(zeros.value[:, 2:], other.value[:, 2:])
+
+    blind = make_policy(OBSERVATION_SPACES["image"], ACTION_SPACES["discrete"], core, use_previous_action_reward=False)
+    out, _ = blind.unroll(obs, None, None, reset, blind.initial_state(4))
+    assert out.value.shape == (1, 4)
+
+
+def test_image_cells_become_rmc_input_rows():
+    policy = make_policy(OBSERVATION_SPACES["dict"], ACTION_SPACES["discrete"], "rmc")
+    # 5x5 frame -> 3x3 cells of 24 features + 2 coordinates; flat parts (embedding 32 + MLP 16)
+    # and previous action (3) / reward (1) are appended to every row.
+    rows = policy._core_input(sample_batch(OBSERVATION_SPACES["dict"], (2,), 0),
+                              torch.zeros(2, 4))
+    assert rows.shape == (2, 9, 24 + 2 + 32 + 16 + 4)
+
+
+def test_core_presets_and_bad_arguments():
+    space, actions = OBSERVATION_SPACES["image"], ACTION_SPACES["discrete"]
+    paper = ActorCritic(space, actions, core_kwargs="rmc_boxworld_paper", hidden_size=16)
+    assert paper.core.output_size == 4 * 1024
+    assert ActorCritic(space, actions, hidden_size=16).core.output_size == 4 * 64
+    with pytest.raises(ValueError, match="unknown core preset 'lstm_256' for core='rmc'"):
+        ActorCritic(space, actions, core_kwargs="lstm_256")
+    with pytest.raises(ValueError, match="core must be 'rmc', 'lstm' or 'none', got 'gru'"):
+        ActorCritic(space, actions, core="gru")
+    with pytest.raises(ValueError, match="previous_reward_transform must be"):
+        ActorCritic(space, actions, previous_reward_transform="scale")
+    with pytest.raises(UnsupportedSpaceError, match="unsupported observation space Text"):
+        ActorCritic(gym.spaces.Text(4), actions)
+    with pytest.raises(UnsupportedSpaceError, match="unsupported action space Text"):
+        ActorCritic(space, gym.spaces.Text(4))
