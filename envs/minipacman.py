@@ -274,7 +274,7 @@ class MiniPacmanEnv(gym.Env[np.ndarray, np.int64]):
                     break
             counter = counter_base + 3 * ghost[0]
             if uniform(key, counter) < speed:
-                ghost[1] = self._move_ghost(ghost[1], ghost[2], ghost, pacman, power, counter)
+                self._move_ghost(ghost, pacman, power, counter)
                 if ghost[1] == pacman:
                     if not power:
                         killed = True
@@ -453,8 +453,10 @@ class MiniPacmanEnv(gym.Env[np.ndarray, np.int64]):
             for index in range(ghost_count(level))
         ]
 
-    def _move_ghost(self, cell: int, heading: int, ghost: list[int], pacman: int, power: int, counter: int) -> int:
-        """Moves one ghost a cell by the corridor and junction rules; returns its cell."""
+    def _move_ghost(self, ghost: list[int], pacman: int, power: int, counter: int) -> None:
+        """Moves one ghost (``[index, cell, heading]``, updated in place) by the corridor
+        and junction rules; ``counter`` is the ghost's first counter of this step."""
+        _, cell, heading = ghost
         forced = GHOST_FORCED[cell * 4 + heading]
         if forced >= 0:
             heading = forced
@@ -476,8 +478,8 @@ class MiniPacmanEnv(gym.Env[np.ndarray, np.int64]):
                         score = scores[option]
                         if (score < best) if power else (score > best):
                             heading, best = option, score
+        ghost[1] = MOVES[cell][heading + 1]
         ghost[2] = heading
-        return MOVES[cell][heading + 1]
 
     def _base_colour(self, cell: int) -> np.ndarray:
         if cell in self._pills:

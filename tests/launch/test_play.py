@@ -111,3 +111,10 @@ def test_every_registered_id_plays_and_records(tmp_path, env_id):
     gif = tmp_path / "run.gif"
     play(PlayConfig(env_id=env_id, agent="random", steps=5, seed=0, record=str(gif)))
     assert iio.imread(gif, index=None).shape[0] >= 2
+
+
+def test_random_agent_without_recording_watches_in_the_game_window(monkeypatch, capsys):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    monkeypatch.setenv("SDL_AUDIODRIVER", "dummy")
+    returns = play(PlayConfig(env_id="rmc/MiniPacman-v0", agent="random", steps=3, seed=0, env_kwargs={"frame_cap": 2}))
+    assert len(returns) == 1 and "episode 1" in capsys.readouterr().out
