@@ -43,7 +43,16 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from rmc_core.attention import AttentionBlock, attend, merge_heads, split_heads
+from rmc_core.attention import (
+    AttentionBlock,
+    LowRankInputKeys,
+    attend,
+    attend_memory_and_low_rank_inputs,
+    low_rank_input_keys,
+    merge_heads,
+    normalised_input_rows,
+    split_heads,
+)
 
 GateStyle = Literal["unit", "memory"]
 GateInputPooling = Literal["flatten", "mean"]
@@ -209,8 +218,9 @@ class RelationalMemory(nn.Module):
         """
         rows = self._as_rows(inputs, leading_dims=1)  # [B, R, F]
         memory = self._check_state(state, rows.shape[0])
-        projected, first_qkv, gate_from_input = self._encode_inputs(rows)
-        next_memory, weights = self._step(memory, projected, first_qkv, gate_from_input, return_attention)
+        factors = self._low_rank_factors(return_attention)
+        projected, first_keys, gate_from_input = self._encode_inputs(rows, factors)
+        next_memory, weights = self._step(memory, projected, first_keys, gate_from_input, factors, return_attention)
         output = next_memory.flatten(1)  # [B, N*D]
         if return_attention:
             return output, (next_memory,), weights
@@ -241,15 +251,17 @@ class RelationalMemory(nn.Module):
         reset = reset.to(device=memory.device, dtype=torch.bool).view(steps, batch, 1, 1)
         initial_memory = self.initial_state(batch, device=memory.device, dtype=memory.dtype)[0]
         # Everything that depends only on the inputs, for all T steps at once.
-        projected, first_qkv, gate_from_input = self._encode_inputs(rows)
+        factors = self._low_rank_factors(return_attention)
+        projected, first_keys, gate_from_input = self._encode_inputs(rows, factors)
         memories, all_weights = [], []
         for t in range(steps):
             memory = torch.where(reset[t], initial_memory, memory)
             memory, weights = self._step(
                 memory,
-                projected[t],
-                first_qkv[t],
+                None if projected is None else projected[t],
+                first_keys[t],
                 None if gate_from_input is None else gate_from_input[t],
+                factors,
                 return_attention,
             )
             memories.append(memory)
@@ -288,22 +300,52 @@ class RelationalMemory(nn.Module):
             raise ValueError(f"memory must have shape {list(expected)}, got {list(memory.shape)}")
         return memory
 
-    def _encode_inputs(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """The input-only work: projected rows, their first-block q/k/v, the gates' input part.
+    def _low_rank_factors(self, return_attention: bool) -> LowRankInputKeys | None:
+        """The input rows' first-block keys/values in input space, when that path applies.
+
+        It applies when the input rows serve only as keys and values (a single block, no
+        attention weights requested) and it needs clearly fewer multiply-adds per step
+        than the dense path (many rows, or rows much narrower than a memory row).
+        """
+        if self.num_blocks > 1 or return_attention:
+            return None
+        rows, homogeneous = self.num_input_rows, self.input_size + 1
+        attention_width = self.num_heads * (self.key_size + self.head_size)
+        low_rank_cost = self.mem_slots * homogeneous * (attention_width + 2 * self.num_heads * rows)
+        qkv_size = self.num_heads * (2 * self.key_size + self.head_size)
+        dense_cost = rows * self.mem_size * (self.input_size + qkv_size)
+        if 2 * low_rank_cost >= dense_cost:
+            return None
+        return low_rank_input_keys(self.blocks[0], self.input_projection)
+
+    def _encode_inputs(
+        self, rows: Tensor, factors: LowRankInputKeys | None
+    ) -> tuple[Tensor | None, Tensor, Tensor | None]:
+        """The input-only work: projected rows, their first-block keys, the gates' input part.
 
         Args:
             rows: ``[..., R, F]``.
+            factors: The low-rank form of the first block's input keys, or None.
 
         Returns:
-            ``(projected [..., R, D], first_qkv [..., R, H*(2K+V)], gate_from_input [..., 2G] or None)``.
+            ``(projected [..., R, D] or None, first_keys, gate_from_input [..., 2G] or None)``
+            where ``first_keys`` is the normalised q/k/v ``[..., R, H*(2K+V)]`` or, with
+            ``factors``, the normalised homogeneous rows ``[..., R, F+1]``; ``projected``
+            is None with ``factors`` (no later block needs it).
         """
-        projected = self.input_projection(rows)
-        first_qkv = self.blocks[0].project(projected)
         gate_from_input = None
         if self.gate_input is not None:
-            pooled = projected.flatten(-2) if self.gate_input_pooling == "flatten" else projected.mean(-2)
-            gate_from_input = self.gate_input(pooled)
-        return projected, first_qkv, gate_from_input
+            if self.gate_input_pooling == "mean":  # linear, so project the mean row
+                gate_from_input = self.gate_input(self.input_projection(rows.mean(-2)))
+            else:  # fold the input projection into the gate Linear: [2G, R, F]
+                gate_weight = self.gate_input.weight.view(-1, rows.shape[-2], self.mem_size)
+                folded = gate_weight @ self.input_projection.weight
+                folded_bias = self.gate_input.bias + gate_weight.sum(1) @ self.input_projection.bias
+                gate_from_input = torch.einsum("...rf,grf->...g", rows, folded) + folded_bias
+        if factors is not None:
+            return None, normalised_input_rows(rows, factors), gate_from_input
+        projected = self.input_projection(rows)
+        return projected, self.blocks[0].project(projected), gate_from_input
 
     def _mlp(self, rows: Tensor) -> Tensor:
         for index, layer in enumerate(self.attention_mlp):
@@ -315,18 +357,21 @@ class RelationalMemory(nn.Module):
     def _step(
         self,
         memory: Tensor,
-        projected: Tensor,
-        first_qkv: Tensor,
+        projected: Tensor | None,
+        first_keys: Tensor,
         gate_from_input: Tensor | None,
+        factors: LowRankInputKeys | None,
         return_attention: bool,
     ) -> tuple[Tensor, Tensor | None]:
         """One step from pre-encoded inputs.
 
         Args:
             memory: ``[B, N, D]``.
-            projected: ``[B, R, D]`` projected input rows.
-            first_qkv: ``[B, R, H*(2K+V)]`` their normalised q/k/v for the first block.
+            projected: ``[B, R, D]`` projected input rows (None with ``factors``).
+            first_keys: ``[B, R, H*(2K+V)]`` their normalised q/k/v for the first block,
+                or with ``factors`` the ``[B, R, F+1]`` rows of the low-rank path.
             gate_from_input: ``[B, 2G]`` or None without gating.
+            factors: The low-rank first block (single block only), or None.
             return_attention: Collect the full attention weights.
 
         Returns:
@@ -335,14 +380,20 @@ class RelationalMemory(nn.Module):
         slots = self.mem_slots
         memory_rows, input_rows = memory, projected
         block_weights = []
+        scale = self.key_size**-0.5
         for index, block in enumerate(self.blocks):
             memory_only = index == self.num_blocks - 1 and not return_attention
-            input_qkv = first_qkv if index == 0 else block.project(input_rows)
-            qkv = torch.cat([block.project(memory_rows), input_qkv], dim=1)  # [B, N+R, H*(2K+V)]
-            query, key, value = split_heads(qkv, self.num_heads, self.key_size, self.head_size)
-            if memory_only:
-                query = query[:, :, :slots]  # the input rows' outputs are dropped after the last block
-            attended, weights = attend(query, key, value, self.key_size**-0.5, return_attention)
+            if factors is not None:  # single block: memory queries over memory and input rows
+                query, key, value = split_heads(block.project(memory), self.num_heads, self.key_size, self.head_size)
+                attended = attend_memory_and_low_rank_inputs(query, key, value, first_keys, factors, scale)
+                weights = None
+            else:
+                input_qkv = first_keys if index == 0 else block.project(input_rows)
+                qkv = torch.cat([block.project(memory_rows), input_qkv], dim=1)  # [B, N+R, H*(2K+V)]
+                query, key, value = split_heads(qkv, self.num_heads, self.key_size, self.head_size)
+                if memory_only:
+                    query = query[:, :, :slots]  # the input rows' outputs are dropped after the last block
+                attended, weights = attend(query, key, value, scale, return_attention)
             rows = memory_rows if memory_only else torch.cat([memory_rows, input_rows], dim=1)
             rows = block.attention_norm(rows + merge_heads(attended))
             rows = block.mlp_norm(rows + self._mlp(rows))

@@ -124,8 +124,11 @@ def test_parameter_count_at_the_box_world_configuration():
 @pytest.mark.parametrize("num_blocks", [1, 2])
 @pytest.mark.parametrize("rows", [1, 3])
 def test_step_matches_the_reference_written_out(gate_style, num_blocks, rows):
-    core = tiny_core(gate_style=gate_style, num_blocks=num_blocks, num_input_rows=rows, key_size=3)
-    inputs = torch.randn(2, rows, 5) if rows > 1 else torch.randn(2, 5)
+    config = dict(input_size=3, mem_slots=2, head_size=8, key_size=3)
+    core = tiny_core(gate_style=gate_style, num_blocks=num_blocks, num_input_rows=rows, **config)
+    # Here a single block takes the low-rank input path; more blocks the dense one.
+    assert (core._low_rank_factors(return_attention=False) is not None) == (num_blocks == 1)
+    inputs = torch.randn(2, rows, 3) if rows > 1 else torch.randn(2, 3)
     memory = random_memory(core, 2)
     output, (next_memory,) = core(inputs, memory)
     expected = reference_step(core, inputs, memory[0])
@@ -231,21 +234,24 @@ def test_reset_restores_the_initial_state_and_stepping_equals_unroll():
     torch.testing.assert_close(outputs[2, 0:1], fresh, rtol=1e-5, atol=1e-6)
 
 
-def test_return_attention_shapes_sums_and_same_outputs():
-    core = tiny_core(num_input_rows=4, num_blocks=2)
+@pytest.mark.parametrize("num_blocks", [1, 2])
+def test_return_attention_shapes_sums_and_same_outputs(num_blocks):
+    # The plain path (low-rank with one block here) and the explicit-weights path agree.
+    core = tiny_core(input_size=5, mem_slots=3, head_size=16, num_input_rows=4, num_blocks=num_blocks)
+    assert (core._low_rank_factors(return_attention=False) is not None) == (num_blocks == 1)
     inputs = torch.randn(3, 2, 4, 5)
     reset = torch.tensor([[True, False], [False, False], [False, True]])
     state = random_memory(core, 2)
     plain, (plain_final,) = core.unroll(inputs, reset, state)
     outputs, (final,), attention = core.unroll(inputs, reset, state, return_attention=True)
-    assert attention.shape == (3, 2, 2, 2, 3 + 4, 3 + 4)
-    torch.testing.assert_close(attention.sum(-1), torch.ones(3, 2, 2, 2, 7))
+    assert attention.shape == (3, 2, num_blocks, 2, 3 + 4, 3 + 4)
+    torch.testing.assert_close(attention.sum(-1), torch.ones(3, 2, num_blocks, 2, 7))
     assert torch.all(attention >= 0)
     torch.testing.assert_close(outputs, plain, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(final, plain_final, rtol=1e-5, atol=1e-6)
 
     output, _, step_attention = core(inputs[1], state, return_attention=True)
-    assert step_attention.shape == (2, 2, 2, 7, 7)
+    assert step_attention.shape == (2, num_blocks, 2, 7, 7)
     torch.testing.assert_close(output, core(inputs[1], state)[0], rtol=1e-5, atol=1e-6)
 
 
@@ -265,9 +271,11 @@ def test_multi_row_inputs_are_a_set_without_flattened_gating():
     assert not torch.allclose(flattened(inputs, state)[0], flattened(changed, state)[0])
 
 
-def test_gradients_reach_every_parameter():
-    core = tiny_core(num_input_rows=3, num_blocks=2, attention_mlp_layers=3)
-    inputs = torch.randn(4, 2, 3, 5)
+@pytest.mark.parametrize("num_blocks", [1, 2])
+def test_gradients_reach_every_parameter(num_blocks):
+    core = tiny_core(input_size=3, mem_slots=2, head_size=8, num_input_rows=3, num_blocks=num_blocks, attention_mlp_layers=3)
+    assert (core._low_rank_factors(return_attention=False) is not None) == (num_blocks == 1)
+    inputs = torch.randn(4, 2, 3, 3)
     reset = torch.zeros(4, 2, dtype=torch.bool)
     outputs, _ = core.unroll(inputs, reset, core.initial_state(2))
     (outputs * torch.randn_like(outputs)).sum().backward()
@@ -276,10 +284,13 @@ def test_gradients_reach_every_parameter():
         assert parameter.grad.abs().sum().item() > 0, name
 
 
-def test_float64_gradcheck():
-    core = tiny_core(mem_slots=2, head_size=2, num_heads=2, num_input_rows=2, num_blocks=2, key_size=3).double()
-    inputs = torch.randn(2, 1, 2, 5, dtype=torch.float64, requires_grad=True)
-    memory = torch.randn(1, 2, 4, dtype=torch.float64, requires_grad=True)
+@pytest.mark.parametrize("num_blocks", [1, 2])
+def test_float64_gradcheck(num_blocks):
+    config = dict(input_size=1, mem_slots=2, head_size=4, num_heads=2, key_size=2, num_input_rows=2)
+    core = tiny_core(num_blocks=num_blocks, **config).double()
+    assert (core._low_rank_factors(return_attention=False) is not None) == (num_blocks == 1)
+    inputs = torch.randn(2, 1, 2, 1, dtype=torch.float64, requires_grad=True)
+    memory = torch.randn(1, 2, 8, dtype=torch.float64, requires_grad=True)
     reset = torch.tensor([[False], [False]])
 
     def run(inputs, memory):

@@ -1,0 +1,140 @@
+"""Forward+backward time of the Relational Memory Core against ``nn.LSTM``, same run.
+
+Times one training-style pass (``unroll`` over ``[T, B]`` then backward of a scalar loss)
+at the RMC paper's Box-World configuration (4 memories, 4 heads of 256 = 1024 units per
+memory row, 1 block, 'memory' gating) fed with 144 input rows of 26 features (the 12x12
+cells of the conv encoder: 24 channels + 2 coordinates), and at a one-row configuration
+(one 256-feature vector per step, the same RMC). The yardstick is ``torch.nn.LSTM`` fed
+the same per-step input (the 144 rows flattened to 3744 values), at two sizes, since
+"same size" has two honest readings:
+
+* same state size: the LSTM's state ``(h, c)`` holds as many numbers as the RMC's memory
+  (``mem_slots * mem_size`` = 4096), so hidden = 2048;
+* same output size: the LSTM's output ``h`` is as wide as the RMC's (the flattened
+  memory, 4096), so hidden = 4096.
+
+Ratios > 1 mean the RMC is slower. Example::
+
+    python benchmarks/rmc_speed.py --threads 2
+    python benchmarks/rmc_speed.py --threads 2 --compile   # also time torch.compile'd step
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from rmc_core import RelationalMemory
+
+
+def time_call(function: Callable[[], None], repeats: int, warmup: int) -> float:
+    """Median wall seconds of ``function`` over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def rmc_pass(core: nn.Module, inputs: torch.Tensor, step: Callable | None = None) -> Callable[[], None]:
+    steps, batch = inputs.shape[:2]
+    reset = torch.zeros(steps, batch, dtype=torch.bool)
+    reset[steps // 2, : batch // 4] = True  # a few episode starts, as in real unrolls
+
+    def run() -> None:
+        core.zero_grad(set_to_none=True)
+        outputs, _ = core.unroll(inputs, reset, core.initial_state(batch))
+        outputs.square().mean().backward()
+
+    return run
+
+
+def lstm_pass(lstm: nn.LSTM, inputs: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        lstm.zero_grad(set_to_none=True)
+        outputs, _ = lstm(inputs)
+        outputs.square().mean().backward()
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=40, help="T")
+    parser.add_argument("--batch-size", type=int, default=32, help="B")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rows", type=int, default=144, help="input rows of the multi-row configuration")
+    parser.add_argument("--row-features", type=int, default=26)
+    parser.add_argument("--vector-features", type=int, default=256, help="input of the one-row configuration")
+    parser.add_argument("--mem-slots", type=int, default=4)
+    parser.add_argument("--head-size", type=int, default=256)
+    parser.add_argument("--num-heads", type=int, default=4)
+    parser.add_argument("--gate-style", default="memory")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the RMC's step")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    steps, batch = args.steps, args.batch_size
+    mem_size = args.head_size * args.num_heads
+    memory_numbers = args.mem_slots * mem_size
+    print(
+        f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, T={steps}, B={batch}, "
+        f"RMC {args.mem_slots} slots x {mem_size} ({args.num_heads} heads of {args.head_size}), "
+        f"gate_style={args.gate_style}"
+    )
+    configurations = [
+        (f"{args.rows} rows x {args.row_features}", args.rows, args.row_features),
+        (f"1 row x {args.vector_features}", 1, args.vector_features),
+    ]
+    lstm_sizes = [("same state size", memory_numbers // 2), ("same output size", memory_numbers)]
+    for name, rows, features in configurations:
+        core = RelationalMemory(
+            features,
+            args.mem_slots,
+            args.head_size,
+            num_heads=args.num_heads,
+            gate_style=None if args.gate_style == "none" else args.gate_style,
+            num_input_rows=rows,
+        ).to(device)
+        shape = (steps, batch, rows, features) if rows > 1 else (steps, batch, features)
+        inputs = torch.randn(shape, device=device)
+        rmc_seconds = time_call(rmc_pass(core, inputs), args.repeats, args.warmup)
+        print(f"\n[{name}] RMC forward+backward: {rmc_seconds * 1000:.0f} ms")
+        compiled_seconds = None
+        if args.compile:
+            original_step = core._step
+            core._step = torch.compile(original_step, dynamic=False)
+            start = time.perf_counter()
+            compiled_pass = rmc_pass(core, inputs)
+            compiled_pass()
+            compiled_pass()
+            print(f"  torch.compile warm-up (2 passes): {time.perf_counter() - start:.1f} s")
+            compiled_seconds = time_call(compiled_pass, args.repeats, 0)
+            core._step = original_step
+            print(f"  RMC with compiled step: {compiled_seconds * 1000:.0f} ms ({rmc_seconds / compiled_seconds:.2f}x speed-up)")
+        flat_inputs = inputs.reshape(steps, batch, rows * features)
+        for label, hidden in lstm_sizes:
+            lstm = nn.LSTM(rows * features, hidden).to(device)
+            lstm_seconds = time_call(lstm_pass(lstm, flat_inputs), args.repeats, args.warmup)
+            ratio = f"RMC/LSTM = {rmc_seconds / lstm_seconds:.2f}"
+            if compiled_seconds is not None:
+                ratio += f" (compiled RMC/LSTM = {compiled_seconds / lstm_seconds:.2f})"
+            print(f"  LSTM hidden {hidden} ({label}): {lstm_seconds * 1000:.0f} ms   {ratio}")
+            del lstm
+
+
+if __name__ == "__main__":
+    main()
