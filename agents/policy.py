@@ -30,9 +30,10 @@ head. The core's output is the flattened memory for the RMC (as in the reference
 hidden state for the LSTM.
 
 Core defaults: the paper's Box-World RMC (4 memories, 4 heads of size 256, 1 block,
-'memory' gating) costs about 16x the multiply-adds of our default and is available as
-``core_kwargs="rmc_boxworld_paper"``; the default ``"rmc_small"`` keeps the paper's layout
-(4 memories, 1 block, 'memory' gating, 2-layer attention MLP) with 2 heads of size 32.
+'memory' gating) is available as ``core_kwargs="rmc_boxworld_paper"``; on one CPU thread it
+acts about 9x and learns about 8x slower than the default (``benchmarks/policy_speed.py``),
+too slow for a 2-core machine. The default ``"rmc_small"`` keeps the paper's layout (4
+memories, 1 block, 'memory' gating, 2-layer attention MLP) with 2 heads of size 32.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ CORE_PRESETS: dict[str, dict[str, Any]] = {
 """Named core settings usable as ``core_kwargs``; ``rmc_boxworld_paper`` is the RMC paper's
 Box-World core (App. A.3), ``rmc_small`` the default RMC."""
 
-DEFAULT_CORE_PRESET = {"rmc": "rmc_small", "lstm": "lstm_256"}
+DEFAULT_CORE_KWARGS: dict[str, dict[str, Any] | str] = {"rmc": "rmc_small", "lstm": {}}  # lstm: hidden_size
 
 
 class UnrollOutput(NamedTuple):
@@ -102,7 +103,7 @@ def _resolve_core_kwargs(core: str, core_kwargs: dict[str, Any] | str | None) ->
             raise ValueError(f"core='none' takes no core_kwargs, got {core_kwargs!r}")
         return {}
     if core_kwargs is None:
-        core_kwargs = DEFAULT_CORE_PRESET[core]
+        core_kwargs = DEFAULT_CORE_KWARGS[core]
     if isinstance(core_kwargs, str):
         if core_kwargs not in CORE_PRESETS or not core_kwargs.startswith(core):
             valid = sorted(name for name in CORE_PRESETS if name.startswith(core))
@@ -131,7 +132,7 @@ class ActorCritic(nn.Module):
         core: ``"rmc"`` (default), ``"lstm"`` or ``"none"`` (feed-forward).
         core_kwargs: keyword arguments of the core (``rmc_core.RelationalMemory`` or
             ``rmc_core.LSTMCore``), or the name of one of ``CORE_PRESETS``; None uses
-            ``"rmc_small"`` / ``"lstm_256"``.
+            ``"rmc_small"`` for the RMC and an LSTM of ``hidden_size`` units.
         encoder: image encoder: ``"auto"``, ``"small"`` (the paper's) or ``"deep"``.
         use_previous_action_reward: feed the previous action and reward to the core.
         hidden_size: width of the vector MLPs, the LSTM/feed-forward torso and the head MLP.
@@ -289,6 +290,10 @@ class ActorCritic(nn.Module):
         flat_obs = map_leaves(lambda leaf: leaf.reshape(n, *leaf.shape[2:]), obs)  # [T*B, ...]
         extras = None
         if self.use_previous_action_reward:
+            if previous_action is None or previous_reward is None:
+                raise ValueError(
+                    "previous_action and previous_reward are required when use_previous_action_reward=True, got None"
+                )
             extras = self._previous_action_reward(previous_action, previous_reward, reset)
         core_input = self._core_input(flat_obs, extras)
         attention = None

@@ -100,3 +100,14 @@ def test_recurrent_cores_recall_a_cue_from_eight_steps_earlier(core):
 def test_feed_forward_policy_cannot_recall_the_cue():
     accuracy = train_recall("none", delay=8, max_iterations=300)
     assert 0.4 <= accuracy <= 0.6  # no memory: at best a guess
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("core", ["rmc", "lstm", "none"])
+def test_sixteen_step_recall_across_seeds(core, seed):
+    accuracy = train_recall(core, delay=16, max_iterations=1000, seed=seed)
+    if core == "none":
+        assert 0.4 <= accuracy <= 0.6
+    else:
+        assert accuracy >= 0.9

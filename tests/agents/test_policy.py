@@ -196,3 +196,25 @@ def test_core_presets_and_bad_arguments():
         ActorCritic(gym.spaces.Text(4), actions)
     with pytest.raises(UnsupportedSpaceError, match="unsupported action space Text"):
         ActorCritic(space, gym.spaces.Text(4))
+
+
+def test_rmc_attention_and_missing_inputs():
+    policy = make_policy(OBSERVATION_SPACES["image"], ACTION_SPACES["discrete"], "rmc")
+    obs = sample_batch(OBSERVATION_SPACES["image"], (3, 2), 0)
+    reset = torch.zeros(3, 2, dtype=torch.bool)
+    output, _ = policy.unroll(obs, torch.zeros(3, 2, dtype=torch.long), torch.zeros(3, 2), reset,
+                              policy.initial_state(2), return_attention=True)
+    rows = 2 + 4 * 3  # memories + cells of the 6x5 frame's 4x3 feature map
+    assert output.attention.shape == (3, 2, 1, 2, rows, rows)
+    torch.testing.assert_close(output.attention.sum(-1), torch.ones(3, 2, 1, 2, rows))
+    with pytest.raises(ValueError, match="previous_action and previous_reward are required"):
+        policy.unroll(obs, None, None, reset, policy.initial_state(2))
+
+
+def test_lstm_core_follows_hidden_size_and_gets_a_forget_bias():
+    policy = ActorCritic(OBSERVATION_SPACES["vector"], ACTION_SPACES["discrete"], core="lstm", hidden_size=24)
+    assert policy.core.output_size == 24
+    biases = sum(p for name, p in policy.core.named_parameters() if name.endswith("bias_ih_l0") or
+                 name.endswith("bias_hh_l0")).detach().reshape(4, 24)  # gates i, f, g, o
+    assert biases[1].mean().item() == pytest.approx(1.0, abs=0.15)
+    assert biases[[0, 2, 3]].mean().abs().item() < 0.15
