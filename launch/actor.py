@@ -85,7 +85,8 @@ def run_actor(spec: ActorSpec) -> None:
         except OSError:
             pass
         sys.stderr.write(f"actor {spec.slot} failed: {text}")
-        sys.exit(1)
+        sys.stderr.flush()
+        os._exit(1)  # at once: no interpreter teardown that could stall the learner's join
 
 
 class ActorLoop:

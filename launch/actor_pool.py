@@ -177,7 +177,7 @@ class ActorPool:
         entry.connection.close()
         self.restarts += 1
         result.replaced += 1
-        reason = describe_exit(entry.process.exitcode)
+        reason = "raised an exception" if entry.error else describe_exit(entry.process.exitcode)
         detail = f": {entry.error.strip().splitlines()[0]}" if entry.error else ""
         self.log(f"actor {entry.slot} (pid {entry.process.pid}) {reason}{detail}; "
                  f"replacing it (restart {self.restarts} of at most {self.config.max_actor_restarts})")

@@ -157,12 +157,17 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-envs", type=int, default=8, help="games stepped together (default: 8)")
     parser.add_argument("--deterministic", action="store_true", help="take the most likely action")
     parser.add_argument("--seed", type=int, default=12345, help="seed of the evaluation games (default: 12345)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default: 1; small batches run slower with more on a busy machine)")
     args = parser.parse_args(argv)
     try:
         if args.episodes < 1:
             raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
         if args.num_envs < 1:
             raise ConfigError(f"--num-envs must be >= 1, got {args.num_envs}")
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
         model_state = None
         if args.random:
             if args.env is None:

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.timeout(240)
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
-    result = run("launch.train", *TINY, "--total-steps", "1600", "--runs-root", str(root), "--run-name", "smoke")
+    result = run("launch.train", *TINY, "--total-steps", "1600", "--runs-root", str(root), "--run-name", "smoke",
+                 "--wandb")  # offline: writes RUN_DIR/wandb, never contacts the network
     assert result.returncode == 0, result.stdout + result.stderr
     return root / "smoke"
 
@@ -39,6 +40,8 @@ def test_smoke_run_writes_a_complete_run_directory(smoke_run: Path) -> None:
     assert checkpoint["counters"]["updates"] == 1600 // 80
     assert {"optimizer", "scheduler", "updates"} <= set(checkpoint["learner"])
     assert {"python", "numpy", "torch"} <= set(checkpoint["rng"])
+    offline_runs = list((smoke_run / "wandb").glob("offline-run-*/*.wandb"))
+    assert len(offline_runs) == 1 and offline_runs[0].stat().st_size > 0
 
 
 def test_resume_continues_the_step_counter_and_curves(smoke_run: Path, tmp_path: Path) -> None:
@@ -71,7 +74,7 @@ def test_signal_saves_a_final_checkpoint_and_leaves_no_orphans(tmp_path: Path, s
                           "--run-name", "run", "--checkpoint-interval-s", "1000")
     try:
         process.wait_for(r"actor pids", timeout=90)
-        process.wait_for(r"\d+ sps", timeout=90)
+        process.wait_for(r" [1-9][\d,]*/[\d,]+ steps", timeout=90)  # it has learned something
         pids = actor_pids(process.output)
         process.process.send_signal(signum)
         code = process.finish(timeout=60)
@@ -107,15 +110,16 @@ def test_an_env_that_raises_is_reported_and_its_actor_replaced(tmp_path: Path) -
                  "tests.launch.faulty_envs", "--env-kwargs", f'{{"marker": "{marker}", "raise_after": 20}}',
                  "--total-steps", "1600", "--runs-root", str(tmp_path), "--run-name", "run", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert marker.exists()
-    assert "RuntimeError: deliberate env failure" in result.stdout
-    assert "exited with code 1" in result.stdout and "replacing it" in result.stdout
-    assert "finished 1,600 steps" in result.stdout
+    assert marker.exists(), result.stdout
+    assert "raised an exception: RuntimeError: deliberate env failure" in result.stdout, result.stdout
+    assert "replacing it (restart 1 of" in result.stdout, result.stdout
+    assert "finished 1,600 steps" in result.stdout, result.stdout
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
     result = run("launch.train", *TINY, "--env", "test/NanRewardCartPole-v0", "--env-package",
                  "tests.launch.faulty_envs", "--env-kwargs", '{"nan_after": 150}', "--num-actors", "1",
+                 "--use-previous-action-reward", "false",  # the NaN reaches the loss, not the acting policy
                  "--envs-per-actor", "8", "--total-steps", "100000", "--checkpoint-interval-s", "0.01",
                  "--runs-root", str(tmp_path), "--run-name", "run", timeout=180)
     assert result.returncode == 1, result.stdout + result.stderr
