@@ -218,3 +218,24 @@ def test_lstm_core_follows_hidden_size_and_gets_a_forget_bias():
                  name.endswith("bias_hh_l0")).detach().reshape(4, 24)  # gates i, f, g, o
     assert biases[1].mean().item() == pytest.approx(1.0, abs=0.15)
     assert biases[[0, 2, 3]].mean().abs().item() < 0.15
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("action_name", ["multi_discrete", "box"])
+def test_policy_and_loss_run_on_the_module_device(device, action_name):
+    torch.manual_seed(0)
+    policy = make_policy(OBSERVATION_SPACES["dict"], ACTION_SPACES[action_name], "rmc").to(device)
+    trajectory = random_trajectory(policy, steps=3, batch_size=2, seed=0)
+    trajectory = Trajectory(*(map_leaves(lambda leaf: leaf.to(device), field) for field in trajectory))
+    state = policy.initial_state(2, device=device)
+    assert all(s.device.type == device for s in state)
+    obs0 = map_leaves(lambda leaf: leaf[0].cpu().numpy(), trajectory.obs)  # numpy observations are accepted
+    output, _ = policy.act(obs0, trajectory.previous_action[0], trajectory.previous_reward[0], trajectory.reset[0],
+                           state)
+    assert output.action.device.type == device and output.value.device.type == device
+    loss = impala_loss(policy, trajectory, state, LossConfig())
+    loss.total.backward()
+    assert all(p.grad is not None and p.grad.device.type == device for p in policy.head_mlp.parameters())
