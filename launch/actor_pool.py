@@ -10,7 +10,9 @@ to whichever process holds the actor's index.
 Liveness: ``multiprocessing.connection.wait`` watches every actor's pipe and process
 sentinel, so a death is seen at once (any signal, or an exception in the env, reported
 over the pipe first). An actor silent for ``actor_timeout_s`` while it has a slot to
-write into is killed and replaced. The learner never blocks on one actor.
+write into (at least ``STARTUP_GRACE_S`` before its first unroll: importing torch and
+building the env and policy can be slow on a busy machine) is killed and replaced. The
+learner never blocks on one actor.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from launch.config import TrainConfig
 from launch.shared_weights import SharedWeights
 
 
+STARTUP_GRACE_S = 120.0
+"""Least time an actor gets to send its first unroll before it counts as hung."""
+
+
 class ActorFailure(RuntimeError):
     """Actors kept dying: more restarts than ``max_actor_restarts``."""
 
@@ -41,6 +47,7 @@ class _Actor:
     connection: Connection
     last_message: float
     error: str | None = None
+    heard_from: bool = False
 
 
 @dataclass
@@ -144,7 +151,9 @@ class ActorPool:
         for entry in self.actors:
             assert entry is not None
             has_free_slot = any(slot not in ready for slot in self.slots_of(entry.slot))
-            if entry.slot not in dead and has_free_slot and now - entry.last_message > self.config.actor_timeout_s:
+            timeout = self.config.actor_timeout_s if entry.heard_from else max(self.config.actor_timeout_s,
+                                                                                STARTUP_GRACE_S)
+            if entry.slot not in dead and has_free_slot and now - entry.last_message > timeout:
                 self.log(f"actor {entry.slot} (pid {entry.process.pid}) sent nothing for "
                          f"{now - entry.last_message:.0f} s while it had a free buffer; killing it")
                 entry.process.kill()
@@ -159,6 +168,7 @@ class ActorPool:
             while entry.connection.poll():
                 message = entry.connection.recv()
                 entry.last_message = time.monotonic()
+                entry.heard_from = True
                 if message[0] == "unroll":
                     self.ready.append(message[1])
                     result.episodes.extend(EpisodeRecord(*episode) for episode in message[2])

@@ -104,6 +104,24 @@ def test_a_killed_actor_is_reported_and_replaced_and_the_run_finishes(tmp_path: 
     assert metrics(tmp_path / "run")[-1]["actor_restarts"] == 1
 
 
+def test_a_hung_actor_is_killed_and_replaced(tmp_path: Path) -> None:
+    process = LiveProcess("launch.train", *TINY, "--total-steps", "100000000", "--runs-root", str(tmp_path),
+                          "--run-name", "run", "--actor-timeout-s", "2")
+    try:
+        process.wait_for(r" [1-9][\d,]*/[\d,]+ steps", timeout=90)  # both actors have sent unrolls
+        first, victim = actor_pids(process.output)
+        os.kill(victim, signal.SIGSTOP)  # alive but silent, like a deadlocked env
+        process.wait_for(rf"actor 1 \(pid {victim}\) sent nothing for \d+ s while it had a free buffer", timeout=60)
+        process.wait_for(rf"actor 1 \(pid {victim}\) was killed by SIGKILL; replacing it", timeout=30)
+        process.process.send_signal(signal.SIGTERM)
+        code = process.finish(timeout=60)
+    finally:
+        process.kill()
+    assert code == 0, process.output
+    assert "stopped by SIGTERM" in process.output
+    assert wait_until_gone([first, victim]) == []
+
+
 def test_an_env_that_raises_is_reported_and_its_actor_replaced(tmp_path: Path) -> None:
     marker = tmp_path / "raised"
     result = run("launch.train", *TINY, "--env", "test/RaiseOnceCartPole-v0", "--env-package",
