@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gate-style", default="memory")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the RMC's step")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--configurations", nargs="+", choices=["rows", "vector"], default=["rows", "vector"],
+        help="which input configurations to time (multi-row, one-row)",
+    )  # fmt: skip
+    parser.add_argument("--skip-lstm", action="store_true", help="time the RMC only (e.g. with --compile)")
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
@@ -95,11 +100,12 @@ def main(argv: list[str] | None = None) -> None:
         f"RMC {args.mem_slots} slots x {mem_size} ({args.num_heads} heads of {args.head_size}), "
         f"gate_style={args.gate_style}"
     )
-    configurations = [
-        (f"{args.rows} rows x {args.row_features}", args.rows, args.row_features),
-        (f"1 row x {args.vector_features}", 1, args.vector_features),
-    ]
-    lstm_sizes = [("same state size", memory_numbers // 2), ("same output size", memory_numbers)]
+    configurations = []
+    if "rows" in args.configurations:
+        configurations.append((f"{args.rows} rows x {args.row_features}", args.rows, args.row_features))
+    if "vector" in args.configurations:
+        configurations.append((f"1 row x {args.vector_features}", 1, args.vector_features))
+    lstm_sizes = [] if args.skip_lstm else [("same state size", memory_numbers // 2), ("same output size", memory_numbers)]
     for name, rows, features in configurations:
         core = RelationalMemory(
             features,

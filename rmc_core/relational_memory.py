@@ -29,7 +29,18 @@ Deliberate differences from the reference (none change the function it computes)
   rows of the input and the input half of the gates) is done for all time steps at once in
   :meth:`RelationalMemory.unroll`; in the last block only the memory rows are used as
   queries (the input rows' outputs are dropped anyway), unless attention weights are
-  requested. Both are exact rewrites.
+  requested. The gate's input Linear is applied with the input projection folded into it
+  (``W_gate (W_in x + b_in) = (W_gate W_in) x + W_gate b_in``).
+* With a single block and many narrow input rows (Box-World: 144 rows of 26 features
+  against 3072-wide q/k/v rows), the input rows' keys and values are never materialised:
+  the input projection is folded into the q/k/v Linear and the LayerNorm is rewritten in
+  the ``F + 1``-dimensional input space (see :class:`~rmc_core.attention.LowRankInputKeys`),
+  so the memory's queries attend over the input rows at ``O(F)`` instead of ``O(D)`` cost
+  per row. The path is chosen by a multiply-add count; requesting attention weights
+  always takes the dense path.
+
+All of these are exact rewrites (equal up to float rounding); the tests check them against
+the reference's step written out literally.
 * ``gate_input_pooling="mean"`` is an optional, non-reference alternative for many input
   rows: the gate's input Linear then reads the mean of the projected rows (width ``D``)
   instead of all of them flattened (width ``R * D``, the reference, and the default).

@@ -326,3 +326,13 @@ def test_bad_inputs_raise_errors_naming_the_shape():
         core.unroll(torch.randn(4, 2, 2, 5), torch.zeros(4, dtype=torch.bool), state)
     with pytest.raises(ValueError, match=r"memory must have shape \[2, 3, 8\], got \[1, 3, 8\]"):
         core(torch.randn(2, 2, 5), core.initial_state(1))
+
+
+def test_low_rank_path_matches_the_reference_with_many_wide_rows():
+    # Box-World-like proportions, scaled down: many narrow rows, wide q/k/v rows.
+    core = tiny_core(input_size=6, mem_slots=4, head_size=16, num_heads=4, gate_style="memory", num_input_rows=36)
+    assert core._low_rank_factors(return_attention=False) is not None
+    inputs = torch.randn(3, 36, 6) * 3
+    memory = random_memory(core, 3)
+    _, (next_memory,) = core(inputs, memory)
+    torch.testing.assert_close(next_memory, reference_step(core, inputs, memory[0]), rtol=1e-4, atol=1e-5)
