@@ -78,3 +78,10 @@ def test_unknown_preset_lists_the_valid_ones() -> None:
 def test_json_round_trip() -> None:
     config = config_from_preset("minipacman-viewport-lstm", seed=7)
     assert TrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_builds_its_env_and_agent(preset: str) -> None:
+    from launch.train import check_config
+
+    check_config(config_from_preset(preset))

@@ -3,6 +3,7 @@ counts: the smoke run, resume, signals, a killed actor, a failing env, NaN, bad 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -188,3 +189,19 @@ def test_resume_of_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "is not a run directory" in result.stderr
     assert list((tmp_path / "something").iterdir()) == []
+
+
+def test_boxworld_rmc_preset_smoke_run_then_evaluate(tmp_path: Path) -> None:
+    result = run("launch.train", "--preset", "boxworld-easy-rmc", "--total-steps", "640", "--num-actors", "1",
+                 "--envs-per-actor", "8", "--batch-size", "8", "--unroll-length", "20", "--hidden-size", "32",
+                 "--core-kwargs", '{"mem_slots": 2, "head_size": 16, "num_heads": 2, "gate_style": "memory"}',
+                 "--env-kwargs", '{"max_steps": 30}', "--runs-root", str(tmp_path), "--run-name", "box")
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = metrics(tmp_path / "box")
+    assert records[-1]["step"] == 640
+    assert any("success_rate" in record for record in records), "Box-World reports success per episode"
+    evaluation = run("launch.evaluate", "--checkpoint", str(tmp_path / "box"), "--episodes", "6")
+    assert evaluation.returncode == 0, evaluation.stderr
+    summary = json.loads(evaluation.stdout.strip().splitlines()[-1])
+    assert summary["env"] == "rmc/BoxWorldEasy-v0" and summary["episodes"] == 6
+    assert summary["success_rate"] is not None and summary["mean_length"] <= 30
