@@ -64,6 +64,8 @@ class TrainConfig:
     # --- learner -----------------------------------------------------------------------
     total_steps: int = 1_000_000
     """Environment steps (frames) to train for."""
+    time_limit_s: float | None = None
+    """Also stop (with a final checkpoint) after this many seconds of this invocation."""
     optimizer: Literal["rmsprop", "adam"] = "rmsprop"
     """Optimiser of the learner."""
     learning_rate: float = 6e-4
@@ -161,6 +163,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
         if not 0.0 <= self.rmsprop_alpha < 1.0:
             raise ConfigError(f"rmsprop_alpha must be in [0, 1), got {self.rmsprop_alpha}")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise ConfigError(f"time_limit_s must be > 0 or unset, got {self.time_limit_s}")
         if self.reward_clip is not None and not self.reward_clip > 0:
             raise ConfigError(f"reward_clip must be > 0 or unset, got {self.reward_clip}")
         for name, hints in _literal_fields().items():
@@ -353,7 +357,7 @@ def parse_train_args(
 
 
 RESUME_OVERRIDABLE = frozenset({
-    "total_steps", "num_actors", "log_interval_s", "checkpoint_interval_s", "keep_checkpoints", "actor_timeout_s",
+    "total_steps", "time_limit_s", "num_actors", "log_interval_s", "checkpoint_interval_s", "keep_checkpoints", "actor_timeout_s",
     "max_actor_restarts", "wandb", "wandb_mode", "wandb_project", "device",
 })
 """Fields a ``--resume`` may change: how long and how the run goes on, not what it learns."""

@@ -351,9 +351,12 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
             f"{config.env}, core {config.core}, {config.num_actors} actors x {config.envs_per_actor} games")
         trainer.start()
         log(f"learner on {trainer.device}; actor pids {trainer.pool.pids}")
-        trainer.run_loop(learn=True, metrics=metrics, progress=progress)
+        trainer.run_loop(learn=True, duration_s=config.time_limit_s, metrics=metrics, progress=progress)
         path = trainer.save()
-        if trainer.stop_reason is not None:
+        if trainer.stop_reason is None and trainer.counters.step < config.total_steps:
+            log(f"time limit of {config.time_limit_s:g} s reached at step {trainer.counters.step:,}; "
+                f"final checkpoint {path}; continue with --resume {run.path}")
+        elif trainer.stop_reason is not None:
             log(f"stopped by {trainer.stop_reason} at step {trainer.counters.step:,}; final checkpoint {path}; "
                 f"continue with --resume {run.path}")
         else:

@@ -88,6 +88,27 @@ def test_signal_saves_a_final_checkpoint_and_leaves_no_orphans(tmp_path: Path, s
     assert checkpoint["counters"]["step"] > 0
 
 
+def test_killing_the_learner_outright_takes_its_actors_down(tmp_path: Path) -> None:
+    process = LiveProcess("launch.train", *TINY, "--total-steps", "100000000", "--runs-root", str(tmp_path),
+                          "--run-name", "run")
+    try:
+        process.wait_for(r"actor pids", timeout=90)
+        pids = actor_pids(process.output)
+        process.process.send_signal(signal.SIGKILL)  # no handler runs: the kernel kills the actors
+        process.finish(timeout=30)
+    finally:
+        process.kill()
+    assert wait_until_gone(pids) == []
+
+
+def test_time_limit_stops_with_a_final_checkpoint(tmp_path: Path) -> None:
+    result = run("launch.train", *TINY, "--total-steps", "100000000", "--time-limit-s", "3", "--runs-root",
+                 str(tmp_path), "--run-name", "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "time limit of 3 s reached" in result.stdout
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None
+
+
 def test_a_killed_actor_is_reported_and_replaced_and_the_run_finishes(tmp_path: Path) -> None:
     process = LiveProcess("launch.train", *TINY, "--total-steps", "4000", "--runs-root", str(tmp_path),
                           "--run-name", "run")
