@@ -86,6 +86,9 @@ def learner_threads(config: TrainConfig) -> int:
 def check_config(config: TrainConfig) -> None:
     """Validate values, the env and the agent (on the CPU) before anything is written."""
     config.validate()
+    # Ask NVML, not the CUDA driver, whether a GPU exists: the parent stays CUDA-free until
+    # the actors are started (they are spawned, so they could not inherit it anyway).
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but CUDA is not available; use --device auto or cpu")
     env = make_vector_env(config.env, 1, config.env_kwargs, config.wrappers, config.env_package)
