@@ -149,16 +149,25 @@ def plot(results: list[dict], png: Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 4))
     for result in results:
         config = result["config"]
-        steps = [point["step"] for point in result["curve"]]
         accuracy = [point["test_accuracy"] for point in result["curve"]]
-        axis.plot(steps, accuracy, label=f"{config['core'].upper()} ({result['wall_seconds'] / 60:.0f} min)")
+        examples = [point["examples"] / 1e6 for point in result["curve"]]
+        size = (
+            f"{config['mem_slots']}x{config['head_size'] * config['num_heads']}"
+            if config["core"] == "rmc"
+            else f"h{config['lstm_hidden_size']}"
+        )
+        label = f"{config['core'].upper()} {size}, lr {config['lr']:g}, B {config['batch_size']} ({result['wall_seconds'] / 60:.0f} min)"
+        axis.plot(examples, accuracy, label=label)
     config = results[0]["config"]
     axis.axhline(1 / config["num_vectors"], color="grey", linestyle=":", label="chance")
-    axis.set_xlabel(f"training step (batch {config['batch_size']})")
+    # Without comparing vectors a model can still answer m when n asks for the last
+    # (m itself) and guess among the others: 1/N + (N-1)/N * 1/(N-1) = 2/N.
+    axis.axhline(2 / config["num_vectors"], color="grey", linestyle="--", label="no-comparison plateau (2/N)")
+    axis.set_xlabel("training examples (millions)")
     axis.set_ylabel("test accuracy")
     axis.set_ylim(0, 1)
     axis.set_title(f"N-th farthest, {config['num_vectors']} vectors x {config['num_dims']} dims")
-    axis.legend()
+    axis.legend(fontsize=7)
     figure.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=120)

@@ -13,7 +13,13 @@ the same per-step input (the 144 rows flattened to 3744 values), at two sizes, s
 * same output size: the LSTM's output ``h`` is as wide as the RMC's (the flattened
   memory, 4096), so hidden = 4096.
 
-Ratios > 1 mean the RMC is slower. Example::
+Ratios > 1 mean the RMC is slower. Unless ``--keep-malloc`` is given, the script re-runs
+itself with glibc's malloc told to keep freed memory (``MALLOC_MMAP_THRESHOLD_``,
+``MALLOC_TRIM_THRESHOLD_``): PyTorch's CPU allocator otherwise returns every large buffer
+to the system and page-faults it back on the next step, which costs the many small
+per-step tensors of a recurrent unroll far more than the few large ones of ``nn.LSTM``
+(about 2x on the one-row RMC on the development VM). Both sides run under the same
+setting. Example::
 
     python benchmarks/rmc_speed.py --threads 2
     python benchmarks/rmc_speed.py --threads 2 --compile   # also time torch.compile'd step
@@ -22,7 +28,9 @@ Ratios > 1 mean the RMC is slower. Example::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -30,6 +38,8 @@ import torch
 from torch import nn
 
 from rmc_core import RelationalMemory
+
+MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(2**32), "MALLOC_TRIM_THRESHOLD_": str(2**36)}
 
 
 def time_call(function: Callable[[], None], repeats: int, warmup: int) -> float:
@@ -87,7 +97,10 @@ def main(argv: list[str] | None = None) -> None:
         help="which input configurations to time (multi-row, one-row)",
     )  # fmt: skip
     parser.add_argument("--skip-lstm", action="store_true", help="time the RMC only (e.g. with --compile)")
+    parser.add_argument("--keep-malloc", action="store_true", help="do not re-run with the malloc settings")
     args = parser.parse_args(argv)
+    if not args.keep_malloc and any(os.environ.get(key) != value for key, value in MALLOC_SETTINGS.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_SETTINGS})
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -98,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, T={steps}, B={batch}, "
         f"RMC {args.mem_slots} slots x {mem_size} ({args.num_heads} heads of {args.head_size}), "
-        f"gate_style={args.gate_style}"
+        f"gate_style={args.gate_style}, malloc settings {'off' if args.keep_malloc else 'on'}"
     )
     configurations = []
     if "rows" in args.configurations:
