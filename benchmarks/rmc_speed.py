@@ -28,8 +28,8 @@ setting. Example::
 from __future__ import annotations
 
 import argparse
+import math
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -42,16 +42,25 @@ from rmc_core import RelationalMemory
 MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(2**32), "MALLOC_TRIM_THRESHOLD_": str(2**36)}
 
 
-def time_call(function: Callable[[], None], repeats: int, warmup: int) -> float:
-    """Median wall seconds of ``function`` over ``repeats`` calls after ``warmup`` calls."""
+def time_interleaved(functions: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict[str, tuple[float, float]]:
+    """Times several passes round-robin, so that load from other processes hits all alike.
+
+    Returns:
+        ``{name: (best wall seconds, best process CPU seconds)}`` over ``repeats`` rounds,
+        after ``warmup`` untimed rounds. The minimum is the least disturbed measurement;
+        CPU seconds (all threads) measure the work done even when the machine is shared.
+    """
     for _ in range(warmup):
-        function()
-    times = []
+        for function in functions.values():
+            function()
+    best = {name: (math.inf, math.inf) for name in functions}
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, function in functions.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            function()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+    return best
 
 
 def rmc_pass(core: nn.Module, inputs: torch.Tensor, step: Callable | None = None) -> Callable[[], None]:
@@ -130,30 +139,28 @@ def main(argv: list[str] | None = None) -> None:
         ).to(device)
         shape = (steps, batch, rows, features) if rows > 1 else (steps, batch, features)
         inputs = torch.randn(shape, device=device)
-        rmc_seconds = time_call(rmc_pass(core, inputs), args.repeats, args.warmup)
-        print(f"\n[{name}] RMC forward+backward: {rmc_seconds * 1000:.0f} ms")
-        compiled_seconds = None
-        if args.compile:
-            original_step = core._step
-            core._step = torch.compile(original_step, dynamic=False)
-            start = time.perf_counter()
-            compiled_pass = rmc_pass(core, inputs)
-            compiled_pass()
-            compiled_pass()
-            print(f"  torch.compile warm-up (2 passes): {time.perf_counter() - start:.1f} s")
-            compiled_seconds = time_call(compiled_pass, args.repeats, 0)
-            core._step = original_step
-            print(f"  RMC with compiled step: {compiled_seconds * 1000:.0f} ms ({rmc_seconds / compiled_seconds:.2f}x speed-up)")
+        passes = {"RMC": rmc_pass(core, inputs)}
         flat_inputs = inputs.reshape(steps, batch, rows * features)
+        lstms = {}
         for label, hidden in lstm_sizes:
-            lstm = nn.LSTM(rows * features, hidden).to(device)
-            lstm_seconds = time_call(lstm_pass(lstm, flat_inputs), args.repeats, args.warmup)
-            ratio = f"RMC/LSTM = {rmc_seconds / lstm_seconds:.2f}"
-            if compiled_seconds is not None:
-                ratio += f" (compiled RMC/LSTM = {compiled_seconds / lstm_seconds:.2f})"
-            print(f"  LSTM hidden {hidden} ({label}): {lstm_seconds * 1000:.0f} ms   {ratio}")
-            del lstm
-
+            lstms[label] = nn.LSTM(rows * features, hidden).to(device)
+            passes[f"LSTM hidden {hidden} ({label})"] = lstm_pass(lstms[label], flat_inputs)
+        if args.compile:
+            compiled_core = RelationalMemory(
+                features, args.mem_slots, args.head_size, num_heads=args.num_heads,
+                gate_style=None if args.gate_style == "none" else args.gate_style, num_input_rows=rows,
+            ).to(device)  # fmt: skip
+            compiled_core.load_state_dict(core.state_dict())
+            compiled_core._step = torch.compile(compiled_core._step, dynamic=False)
+            start = time.perf_counter()
+            passes["RMC, torch.compile'd step"] = rmc_pass(compiled_core, inputs)
+            passes["RMC, torch.compile'd step"]()
+            print(f"torch.compile warm-up pass: {time.perf_counter() - start:.1f} s")
+        results = time_interleaved(passes, args.repeats, args.warmup)
+        rmc_wall, rmc_cpu = results["RMC"]
+        print(f"\n[{name}] forward+backward, best of {args.repeats}: wall ms / CPU ms (ratio RMC/this, wall / CPU)")
+        for pass_name, (wall, cpu) in results.items():
+            print(f"  {pass_name:42s} {wall * 1000:8.0f} / {cpu * 1000:8.0f}   RMC/this = {rmc_wall / wall:.2f} / {rmc_cpu / cpu:.2f}")
 
 if __name__ == "__main__":
     main()
