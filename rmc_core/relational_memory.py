@@ -29,8 +29,8 @@ Deliberate differences from the reference (none change the function it computes)
   rows of the input and the input half of the gates) is done for all time steps at once in
   :meth:`RelationalMemory.unroll`; in the last block only the memory rows are used as
   queries (the input rows' outputs are dropped anyway), unless attention weights are
-  requested. The gate's input Linear is applied with the input projection folded into it
-  (``W_gate (W_in x + b_in) = (W_gate W_in) x + W_gate b_in``).
+  requested. Where it saves work, the gate's input Linear is applied with the input
+  projection folded into it (``W_gate (W_in x + b_in) = (W_gate W_in) x + W_gate b_in``).
 * With a single block and many narrow input rows (Box-World: 144 rows of 26 features
   against 3072-wide q/k/v rows), the input rows' keys and values are never materialised:
   the input projection is folded into the q/k/v Linear and the LayerNorm is rewritten in
@@ -344,18 +344,26 @@ class RelationalMemory(nn.Module):
             ``factors``, the normalised homogeneous rows ``[..., R, F+1]``; ``projected``
             is None with ``factors`` (no later block needs it).
         """
+        projected = None if factors is not None else self.input_projection(rows)  # [..., R, D]
         gate_from_input = None
         if self.gate_input is not None:
+            samples = rows[..., 0, 0].numel()
+            gate_width = self.gate_input.out_features
             if self.gate_input_pooling == "mean":  # linear, so project the mean row
                 gate_from_input = self.gate_input(self.input_projection(rows.mean(-2)))
-            else:  # fold the input projection into the gate Linear: [2G, R, F]
-                gate_weight = self.gate_input.weight.view(-1, rows.shape[-2], self.mem_size)
+            elif projected is None and gate_width * self.input_size < samples * (self.input_size + gate_width):
+                # Fold the input projection into the gate Linear ([2G, R, F]): fewer
+                # multiply-adds than projecting every row of every sample.
+                gate_weight = self.gate_input.weight.view(gate_width, rows.shape[-2], self.mem_size)
                 folded = gate_weight @ self.input_projection.weight
                 folded_bias = self.gate_input.bias + gate_weight.sum(1) @ self.input_projection.bias
                 gate_from_input = torch.einsum("...rf,grf->...g", rows, folded) + folded_bias
+            else:
+                if projected is None:
+                    projected = self.input_projection(rows)
+                gate_from_input = self.gate_input(projected.flatten(-2))
         if factors is not None:
             return None, normalised_input_rows(rows, factors), gate_from_input
-        projected = self.input_projection(rows)
         return projected, self.blocks[0].project(projected), gate_from_input
 
     def _mlp(self, rows: Tensor) -> Tensor:
