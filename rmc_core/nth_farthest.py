@@ -7,9 +7,13 @@ and a one-hot label ``m``. The per-step input is ``(x; label; n; m)``, of width
 ``num_dims + 3 * num_vectors`` (40 for the paper's 8 vectors of 16 dims). The target is
 the label of the vector that is the ``n``-th farthest (Euclidean) from the vector labelled
 ``m``: ``n = 0`` is the farthest; ``n = num_vectors - 1`` is ``m`` itself (distance 0),
-as in DeepMind's generator, which counts ``m`` among the candidates. (That generator sorts
-distances in ascending order, i.e. its ``n`` indexes the n-th nearest; the two
-definitions pose the same questions with ``n`` relabelled ``num_vectors - 1 - n``.)
+which, as in DeepMind's generator, counts among the candidates.
+
+We follow the paper's wording. DeepMind's example generator
+(``sonnet/examples/dataset_nth_farthest.py``) differs in what it asks: it takes
+``np.where(argsort(distances) == n)[1][m]``, which is the distance rank (ascending, 0 being
+``m`` itself) of the vector labelled ``n`` as seen from the vector labelled ``m``, not the
+label of the n-th farthest vector.
 """
 
 from __future__ import annotations
