@@ -112,17 +112,6 @@ def _resolve_core_kwargs(core: str, core_kwargs: dict[str, Any] | str | None) ->
     return dict(core_kwargs)
 
 
-def _add_lstm_forget_bias(core: nn.Module, forget_bias: float) -> None:
-    """Adds ``forget_bias`` to the forget gates of every ``nn.LSTM`` inside ``core``
-    (PyTorch's gate order is input, forget, cell, output)."""
-    for module in core.modules():
-        if isinstance(module, nn.LSTM):
-            with torch.no_grad():
-                for name, bias in module.named_parameters():
-                    if name.startswith("bias_ih"):
-                        bias[module.hidden_size : 2 * module.hidden_size] += forget_bias
-
-
 class ActorCritic(nn.Module):
     """Recurrent actor-critic for any supported Gymnasium observation and action space.
 
@@ -138,10 +127,6 @@ class ActorCritic(nn.Module):
         hidden_size: width of the vector MLPs, the LSTM/feed-forward torso and the head MLP.
         embedding_size: size of Discrete observation embeddings.
         previous_reward_transform: ``"signed_log"`` or ``"clip"`` (see the module docstring).
-        lstm_forget_bias: added to the LSTM core's forget-gate bias at initialisation (the
-            usual 1.0 of Sonnet's LSTM and Jozefowicz et al. 2015, matching the RMC's
-            ``forget_bias``; PyTorch's ``nn.LSTM`` starts near 0, which makes memory fade
-            about twice as fast per step). Ignored for other cores.
 
     Raises:
         ValueError: for an unknown core, preset or option.
@@ -159,7 +144,6 @@ class ActorCritic(nn.Module):
         hidden_size: int = 256,
         embedding_size: int = 32,
         previous_reward_transform: Literal["signed_log", "clip"] = "signed_log",
-        lstm_forget_bias: float = 1.0,
     ) -> None:
         super().__init__()
         if core not in ("rmc", "lstm", "none"):
@@ -199,7 +183,6 @@ class ActorCritic(nn.Module):
             if core == "lstm":
                 kwargs.setdefault("hidden_size", hidden_size)
                 self.core = rmc_core.make_core("lstm", hidden_size, **kwargs)
-                _add_lstm_forget_bias(self.core, lstm_forget_bias)
                 core_output_size = self.core.output_size
             else:
                 self.core = None

@@ -80,3 +80,15 @@ def test_make_core_builds_either_core():
     assert output.shape == (3, 12)
     with pytest.raises(ValueError, match="kind must be 'rmc' or 'lstm', got 'gru'"):
         make_core("gru", 4)
+
+
+@pytest.mark.parametrize("forget_bias", [0.0, 1.0, 2.5])
+def test_forget_bias_shifts_only_the_forget_gates(forget_bias):
+    torch.manual_seed(0)
+    reference = LSTMCore(3, 8, forget_bias=0.0)
+    torch.manual_seed(0)
+    core = LSTMCore(3, 8, forget_bias=forget_bias)
+    shift = (core.lstm.bias_ih_l0 - reference.lstm.bias_ih_l0).detach().reshape(4, 8)  # gates i, f, g, o
+    torch.testing.assert_close(shift[1], torch.full((8,), forget_bias))
+    torch.testing.assert_close(shift[[0, 2, 3]], torch.zeros(3, 8))
+    torch.testing.assert_close(core.lstm.bias_hh_l0, reference.lstm.bias_hh_l0)
