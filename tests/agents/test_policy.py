@@ -220,11 +220,12 @@ def test_act_returns_this_steps_attention_and_policy_params():
     expected, _ = policy.unroll(obs, action, reward, reset, policy.initial_state(2), return_attention=True)
     state = policy.initial_state(2)
     plain, state_plain = policy.act(obs[0], action[0], reward[0], reset[0], state, deterministic=True)
-    assert plain.attention is None and plain.policy_params is None
+    assert plain.attention is None
     first, state = policy.act(obs[0], action[0], reward[0], reset[0], state, deterministic=True,
                               return_attention=True)
     torch.testing.assert_close(state, state_plain)
     torch.testing.assert_close(first.value, plain.value)
+    torch.testing.assert_close(first.policy_params, plain.policy_params)
     second, _ = policy.act(obs[1], action[1], reward[1], reset[1], state, deterministic=True, return_attention=True)
     torch.testing.assert_close(second.attention, expected.attention[1])  # the core's own weights at t = 1
     torch.testing.assert_close(second.policy_params, expected.policy_params[1])
