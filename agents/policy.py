@@ -91,7 +91,7 @@ class ActOutput(NamedTuple):
         log_prob: ``[B]`` behaviour log-probability of ``action``.
         value: ``[B]`` state value.
         policy_params: ``[B, P]`` parameters of the action distribution (``distribution``
-            turns them into probabilities); only with ``return_attention=True``, else None.
+            turns them into probabilities).
         attention: ``[B, num_blocks, num_heads, rows, rows]`` RMC attention weights of this
             step (rows: the memory slots, then the input rows); only with
             ``return_attention=True``, else None.
@@ -100,7 +100,7 @@ class ActOutput(NamedTuple):
     action: torch.Tensor
     log_prob: torch.Tensor
     value: torch.Tensor
-    policy_params: torch.Tensor | None = None
+    policy_params: torch.Tensor
     attention: torch.Tensor | None = None
 
 
@@ -322,12 +322,11 @@ class ActorCritic(nn.Module):
             reset: ``[B]`` bool, True where ``obs`` is an episode's first observation.
             state: the core state before this step.
             deterministic: take the distribution's mode instead of sampling.
-            return_attention: also return this step's RMC attention weights and the
-                policy parameters (for watching an agent; ``rmc`` core only). The default
-                path computes neither.
+            return_attention: also return this step's RMC attention weights (for watching
+                an agent; ``rmc`` core only). The default path does not compute them.
 
         Returns:
-            ``(ActOutput(action, log_prob, value[, policy_params, attention]), next_state)``.
+            ``(ActOutput(action, log_prob, value, policy_params[, attention]), next_state)``.
         """
         device = self.value_head.weight.device
 
@@ -344,7 +343,6 @@ class ActorCritic(nn.Module):
         )
         distribution = self.distribution(output.policy_params[0])
         action = distribution.mode() if deterministic else distribution.sample()
-        if not return_attention:
-            return ActOutput(action, distribution.log_prob(action), output.value[0]), next_state
+        attention = output.attention[0] if return_attention else None
         return ActOutput(action, distribution.log_prob(action), output.value[0], output.policy_params[0],
-                         output.attention[0]), next_state
+                         attention), next_state

@@ -31,6 +31,7 @@ def _record_in_child(config_json: str, model_state: dict[str, torch.Tensor], pat
     import os
 
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # envs that call pygame.init() need no sound card
     from launch.watch import record_rollout
 
     with contextlib.redirect_stdout(io.StringIO()):  # keep the learner's console clean

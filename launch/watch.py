@@ -489,6 +489,7 @@ def main(options: WatchOptions, on_frame: Callable[[int], None] | None = None) -
 
 def cli(argv: list[str] | None = None) -> int:
     """``python -m launch.watch`` / ``rmc-watch``."""
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # envs that call pygame.init() need no sound card
     return main(parse_args(argv))
 
 
