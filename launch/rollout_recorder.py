@@ -31,7 +31,8 @@ def _record_in_child(config_json: str, model_state: dict[str, torch.Tensor], pat
     import os
 
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # envs that call pygame.init() need no sound card
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # envs that call pygame.init() (CartPole) need
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # neither a sound card nor a display here
     from launch.watch import record_rollout
 
     with contextlib.redirect_stdout(io.StringIO()):  # keep the learner's console clean

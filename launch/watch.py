@@ -489,8 +489,11 @@ def main(options: WatchOptions, on_frame: Callable[[int], None] | None = None) -
 
 def cli(argv: list[str] | None = None) -> int:
     """``python -m launch.watch`` / ``rmc-watch``."""
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # envs that call pygame.init() need no sound card
-    return main(parse_args(argv))
+    options = parse_args(argv)
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # envs that call pygame.init() need no sound card,
+    if options.record:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # and a recording no display
+    return main(options)
 
 
 if __name__ == "__main__":

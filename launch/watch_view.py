@@ -33,7 +33,8 @@ ACCENT = (255, 196, 64)
 BAR = (90, 160, 255)
 CHOSEN_BAR = (255, 196, 64)
 MIN_BOARD_HEIGHT = 480
-OVERLAY_FLOOR = 0.45
+OVERLAY_FLOOR = 0.55
+OUTLINE_FROM = 0.25
 OUTLINE = (255, 230, 0)
 MAX_PROBABILITY_BARS = 18
 KEYS_HELP = "space pause   n step   +/- speed   r restart   o overlay   q quit"
@@ -150,11 +151,12 @@ def select_input_attention(attention: np.ndarray, layout: AttentionLayout, slot:
 
 
 def overlay_on_board(board: np.ndarray, cell_weights: np.ndarray) -> np.ndarray:
-    """Spotlights ``[H, W]`` cell weights on ``board`` (``[H * k, W * k, 3]``).
+    """Marks ``[H, W]`` cell weights on ``board`` (``[H * k, W * k, 3]``).
 
-    Each cell keeps ``OVERLAY_FLOOR + (1 - OVERLAY_FLOOR) * w / max(w)`` of its brightness,
-    so the game's colours stay true and unattended cells fade; cells with at least half
-    the largest weight get a yellow outline.
+    Each cell keeps ``OVERLAY_FLOOR + (1 - OVERLAY_FLOOR) * w / max(w)`` of its brightness
+    (the game's colours stay true, unattended cells fade a little), and cells with at
+    least ``OUTLINE_FROM`` of the largest weight get a yellow frame whose thickness grows
+    with the weight.
     """
     peak = float(cell_weights.max())
     if peak <= 0:
@@ -165,8 +167,9 @@ def overlay_on_board(board: np.ndarray, cell_weights: np.ndarray) -> np.ndarray:
     lit = board.astype(np.float64)
     lit[: light.shape[0], : light.shape[1]] *= light[..., None]
     lit = lit.round().astype(np.uint8)
-    thickness = max(1, min(cell_h, cell_w) // 12)
-    for row, column in zip(*np.nonzero(norm >= 0.5)):
+    widest = max(1, min(cell_h, cell_w) // 6)
+    for row, column in zip(*np.nonzero(norm >= OUTLINE_FROM)):
+        thickness = max(1, round(widest * float(norm[row, column])))
         top, left = row * cell_h, column * cell_w
         lit[top : top + thickness, left : left + cell_w] = OUTLINE
         lit[top + cell_h - thickness : top + cell_h, left : left + cell_w] = OUTLINE
