@@ -237,15 +237,23 @@ class WatchWindow:
     Args:
         size: ``(width, height)`` of the view.
         title: the window caption.
+
+    Raises:
+        ConfigError: no window can be opened (no display).
     """
 
     def __init__(self, size: tuple[int, int], title: str) -> None:
         import pygame
 
         self._pygame = pygame
-        pygame.display.init()
-        pygame.display.set_caption(title)
-        self._screen = pygame.display.set_mode(size)
+        try:
+            pygame.display.init()
+            pygame.display.set_caption(title)
+            self._screen = pygame.display.set_mode(size)
+        except pygame.error as error:
+            pygame.display.quit()
+            raise ConfigError(f"cannot open a window ({error}); without a display, record to a file with "
+                              "--record out.gif") from None
         self._keys = {
             pygame.K_SPACE: "pause", pygame.K_n: "step", pygame.K_RIGHT: "step",
             pygame.K_PLUS: "faster", pygame.K_EQUALS: "faster", pygame.K_KP_PLUS: "faster", pygame.K_UP: "faster",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,10 +16,27 @@ from launch.config import TrainConfig
 from launch.env_factory import make_single_env
 from launch.evaluate import trained_policy
 from launch.policy_factory import build_policy
-from launch.watch import PolicyDriver, WatchOptions, attention_layout, cli, env_action_names, watch
+from launch.watch import (
+    MAX_FPS,
+    Playback,
+    PolicyDriver,
+    WatchOptions,
+    attention_layout,
+    cli,
+    env_action_names,
+    overlay_choices,
+    watch,
+)
 from launch.watch_view import cells_from_feature_map
 
-os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+
+@pytest.fixture(autouse=True)
+def headless(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No display or sound card; restored after each test (the CLI only sets defaults)."""
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    monkeypatch.setenv("SDL_AUDIODRIVER", "dummy")
+    monkeypatch.setenv("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 BOXWORLD = TrainConfig(env="rmc/BoxWorldEasy-v0", core="rmc", hidden_size=16, env_kwargs={"max_steps": 8},
                        core_kwargs={"mem_slots": 2, "head_size": 8, "num_heads": 2})
@@ -103,7 +119,6 @@ def test_bad_input_gets_a_clear_message_and_exit_code_2(case: str, tmp_path: Pat
 
 @pytest.mark.timeout(120)
 def test_window_mode_follows_scripted_keys(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     import pygame
 
     config = TrainConfig.from_json({**BOXWORLD.to_json(), "env_kwargs": {"max_steps": 100}})
@@ -210,3 +225,30 @@ def test_lstm_policy_on_a_gymnasium_env_records_without_attention(tmp_path: Path
     output = tmp_path / "cartpole.gif"
     episodes, frames = watch(config, model_state, WatchOptions(record=str(output), episodes=1, max_steps=6))
     assert frames == episodes[0].length + 1 == frames_in(output).shape[0]
+
+
+def test_keys_change_the_playback_within_bounds(tmp_path: Path) -> None:
+    config = TrainConfig.from_json({**BOXWORLD.to_json(), "core_kwargs": {"mem_slots": 3, "head_size": 4,
+                                                                           "num_heads": 2}})
+    env = make_single_env(config.env, config.env_kwargs, render_mode="rgb_array")
+    policy = build_policy(config, env.observation_space, env.action_space)
+    observation, _ = env.reset(seed=0)
+    overlays = overlay_choices(attention_layout(policy, observation, env.render()))
+    env.close()
+    assert overlays[0] == (None, None) and overlays[-1] is None and len(overlays) == 2 + 3 * 2
+    playback = Playback(fps=8.0)
+    for _ in range(20):
+        playback.apply("faster", len(overlays))
+    assert playback.fps == MAX_FPS
+    for _ in range(len(overlays) + 1):
+        playback.apply("overlay", len(overlays))
+    assert playback.overlay_index == 1  # wrapped around
+    playback.apply("step", len(overlays))
+    assert playback.paused and playback.step_requested
+
+
+def test_window_mode_without_a_display_says_to_record(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("SDL_VIDEODRIVER", "no-such-video-driver")
+    checkpoint, _ = tiny_checkpoint(tmp_path / "run")
+    assert cli(["--checkpoint", str(checkpoint), "--episodes", "1"]) == 2
+    assert "--record" in capsys.readouterr().err
