@@ -378,8 +378,10 @@ def watch(config: TrainConfig, model_state: dict[str, torch.Tensor], options: Wa
         torch.manual_seed(options.seed)
         observation, _ = env.reset(seed=options.seed)
         frame = env.render()
-        if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3):
-            raise EnvConfigError(f"{config.env!r} rendered {type(frame).__name__} in rgb_array mode; "
+        if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3
+                and frame.dtype == np.uint8):
+            described = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise EnvConfigError(f"{config.env!r} rendered {described} in rgb_array mode; "
                                  "watching needs uint8 [H, W, 3] frames")
         driver = PolicyDriver(policy, env.action_space, env_action_names(env), options.deterministic)
         layout = attention_layout(policy, observation, frame)
