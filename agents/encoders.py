@@ -42,6 +42,7 @@ __all__ = [
     "ObservationEncoder",
     "is_image_space",
     "feature_map_rows",
+    "ReceptiveFields",
 ]
 
 SMALL_IMAGE_MAX_CELLS = 32 * 32
@@ -65,6 +66,23 @@ class EncodedObservation(NamedTuple):
 
     feature_maps: list[torch.Tensor]
     flat: torch.Tensor | None
+
+
+class ReceptiveFields(NamedTuple):
+    """Where the cells of a feature map look in the input image, per axis ``(y, x)``.
+
+    Feature cell ``i`` along an axis sees the input cells ``[start + i * stride,
+    start + i * stride + size)`` (``start`` is negative where padding adds cells).
+
+    Attributes:
+        start: first input cell seen by feature cell 0.
+        stride: input cells between neighbouring feature cells.
+        size: input cells seen by one feature cell.
+    """
+
+    start: tuple[int, int]
+    stride: tuple[int, int]
+    size: tuple[int, int]
 
 
 class ImageEncoder(nn.Module):
@@ -104,6 +122,19 @@ class ImageEncoder(nn.Module):
                 "use encoder='small'"
             ) from error
         self.output_shape: tuple[int, int, int] = tuple(probe.shape[1:])  # (C', H', W')
+
+    def receptive_fields(self) -> ReceptiveFields:
+        """The input cells each feature-map cell sees, from the convolutions' kernels,
+        strides and paddings (the small encoder: 3x3 patches, one cell apart)."""
+        start, stride, size = [0, 0], [1, 1], [1, 1]
+        for layer in self.convolutions:
+            if isinstance(layer, nn.Conv2d):
+                for axis in range(2):
+                    kernel = layer.kernel_size[axis] - 1
+                    size[axis] += (kernel * layer.dilation[axis]) * stride[axis]
+                    start[axis] -= layer.padding[axis] * stride[axis]
+                    stride[axis] *= layer.stride[axis]
+        return ReceptiveFields(tuple(start), tuple(stride), tuple(size))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[N, H, W, C]`` (or ``[N, H, W]``) raw pixels -> ``[N, C', H', W']`` features."""

@@ -90,11 +90,18 @@ class ActOutput(NamedTuple):
         action: ``[B, *action_shape]`` in the head's tensor layout.
         log_prob: ``[B]`` behaviour log-probability of ``action``.
         value: ``[B]`` state value.
+        policy_params: ``[B, P]`` parameters of the action distribution (``distribution``
+            turns them into probabilities).
+        attention: ``[B, num_blocks, num_heads, rows, rows]`` RMC attention weights of this
+            step (rows: the memory slots, then the input rows); only with
+            ``return_attention=True``, else None.
     """
 
     action: torch.Tensor
     log_prob: torch.Tensor
     value: torch.Tensor
+    policy_params: torch.Tensor
+    attention: torch.Tensor | None = None
 
 
 def _resolve_core_kwargs(core: str, core_kwargs: dict[str, Any] | str | None) -> dict[str, Any]:
@@ -304,6 +311,7 @@ class ActorCritic(nn.Module):
         reset: torch.Tensor,
         state: CoreState,
         deterministic: bool = False,
+        return_attention: bool = False,
     ) -> tuple[ActOutput, CoreState]:
         """One step for ``B`` games; equals ``unroll`` with ``T = 1``.
 
@@ -314,9 +322,11 @@ class ActorCritic(nn.Module):
             reset: ``[B]`` bool, True where ``obs`` is an episode's first observation.
             state: the core state before this step.
             deterministic: take the distribution's mode instead of sampling.
+            return_attention: also return this step's RMC attention weights (for watching
+                an agent; ``rmc`` core only). The default path does not compute them.
 
         Returns:
-            ``(ActOutput(action, log_prob, value), next_state)``.
+            ``(ActOutput(action, log_prob, value, policy_params[, attention]), next_state)``.
         """
         device = self.value_head.weight.device
 
@@ -329,7 +339,10 @@ class ActorCritic(nn.Module):
             None if previous_reward is None else add_time(previous_reward),
             add_time(reset),
             state,
+            return_attention=return_attention,
         )
         distribution = self.distribution(output.policy_params[0])
         action = distribution.mode() if deterministic else distribution.sample()
-        return ActOutput(action, distribution.log_prob(action), output.value[0]), next_state
+        attention = output.attention[0] if return_attention else None
+        return ActOutput(action, distribution.log_prob(action), output.value[0], output.policy_params[0],
+                         attention), next_state

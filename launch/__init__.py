@@ -1,7 +1,7 @@
-"""Training, evaluation and plotting: the IMPALA actor-learner around the RMC agents.
+"""Training, evaluation, watching and plotting: the IMPALA actor-learner around the RMC agents.
 
 Entry points (also installed as console scripts ``rmc-train``, ``rmc-evaluate``,
-``rmc-plot``)::
+``rmc-plot``, ``rmc-watch``)::
 
     python -m launch.train --preset boxworld-easy-rmc            # a first run
     python -m launch.train --preset boxworld-rmc --num-actors 15  # the paper's Box-World agent
@@ -11,6 +11,8 @@ Entry points (also installed as console scripts ``rmc-train``, ``rmc-evaluate``,
     python -m launch.evaluate --checkpoint runs/RUN_DIR --episodes 200
     python -m launch.evaluate --random --env rmc/MiniPacman-v0 --episodes 200
     python -m launch.plot runs/A runs/B --label RMC --label LSTM --metric success --out curves.png
+    python -m launch.watch --checkpoint runs/RUN_DIR                      # a window with the attention panel
+    python -m launch.watch --checkpoint runs/RUN_DIR --record out.gif     # the same view, headless
 
 Presets: ``<task>-rmc`` and ``<task>-lstm`` for ``boxworld-easy``, ``boxworld``,
 ``boxworld-viewport``, ``minipacman`` and ``minipacman-viewport``. ``--time-limit-s``
@@ -20,5 +22,7 @@ Modules: ``config`` (``TrainConfig``, presets, CLI), ``train`` (``main``, ``Trai
 ``actor`` and ``actor_pool`` (actor processes and their supervision), ``buffers``
 (shared-memory unrolls), ``shared_weights`` (versioned weight publishing), ``learner``
 (V-trace updates), ``checkpoint`` and ``run_dir`` (what a run leaves on disk),
-``env_factory``, ``policy_factory``, ``progress``, ``evaluate``, ``plot``.
+``env_factory``, ``policy_factory``, ``progress``, ``evaluate``, ``plot``, ``watch`` and
+``watch_view`` (playing a checkpoint with its attention), ``video`` (GIF / MP4 files),
+``rollout_recorder`` (rollouts recorded during training).
 """

@@ -95,8 +95,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"refusing to load {str(path)!r}: it holds objects other than tensors and plain containers "
             f"(weights-only loading rejected it: {str(error).splitlines()[0]})"
         ) from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable or incomplete: {error}") from None
+    except Exception as error:  # torch.load fails in many ways on a file that is not a checkpoint
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is unreadable or incomplete (is it a launch.train checkpoint?): "
+            f"{type(error).__name__}: {error}"
+        ) from None
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise CheckpointError(f"{str(path)!r} is not a launch.train checkpoint (no 'model' and 'config' entries)")
     return payload

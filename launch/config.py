@@ -115,6 +115,11 @@ class TrainConfig:
     """Seconds between periodic checkpoints."""
     keep_checkpoints: int = 3
     """Number of most recent checkpoints kept."""
+    record_interval_s: float | None = None
+    """Seconds between short recorded rollouts of the current policy, written to
+    RUN_DIR/videos/step_<N>.gif (and wandb) by a low-priority child process; off when unset."""
+    record_max_steps: int = 200
+    """Steps of each recorded rollout (its episode is cut there)."""
     actor_timeout_s: float = 120.0
     """An actor silent this long while it has a free buffer is killed and replaced."""
     max_actor_restarts: int = 20
@@ -139,7 +144,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid value."""
         for name in ("num_actors", "envs_per_actor", "unroll_length", "batch_size", "total_steps",
-                     "keep_checkpoints", "hidden_size"):
+                     "keep_checkpoints", "hidden_size", "record_max_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
@@ -166,6 +171,9 @@ class TrainConfig:
             raise ConfigError(f"rmsprop_alpha must be in [0, 1), got {self.rmsprop_alpha}")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise ConfigError(f"time_limit_s must be > 0 or unset, got {self.time_limit_s}")
+        if self.record_interval_s is not None and not (math.isfinite(self.record_interval_s)
+                                                       and self.record_interval_s > 0):
+            raise ConfigError(f"record_interval_s must be a finite number > 0 or unset, got {self.record_interval_s}")
         if self.reward_clip is not None and not self.reward_clip > 0:
             raise ConfigError(f"reward_clip must be > 0 or unset, got {self.reward_clip}")
         for name, hints in _literal_fields().items():
@@ -367,6 +375,6 @@ def parse_train_args(
 
 RESUME_OVERRIDABLE = frozenset({
     "total_steps", "time_limit_s", "num_actors", "log_interval_s", "checkpoint_interval_s", "keep_checkpoints", "actor_timeout_s",
-    "max_actor_restarts", "wandb", "wandb_mode", "wandb_project", "device",
+    "max_actor_restarts", "wandb", "wandb_mode", "wandb_project", "device", "record_interval_s", "record_max_steps",
 })
 """Fields a ``--resume`` may change: how long and how the run goes on, not what it learns."""

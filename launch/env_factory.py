@@ -93,6 +93,52 @@ def make_vector_env(
     return RecordEpisodeStatistics(env)
 
 
+def make_single_env(
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    wrappers: Sequence[str] = (),
+    env_packages: Sequence[str] = (),
+    render_mode: str | None = None,
+) -> gym.Env:
+    """One game of ``env_id`` with the run's wrappers (for watching and recording it).
+
+    Raises:
+        EnvConfigError: an unknown id, kwargs the env rejects, an unsupported space, or a
+            ``render_mode`` the env does not offer.
+    """
+    import_env_packages(env_packages)
+    spec = env_spec(env_id)
+    kwargs = dict(env_kwargs or {})
+    if render_mode is not None:
+        modes = _render_modes(spec)
+        if modes is not None and render_mode not in modes:
+            raise EnvConfigError(f"{env_id!r} cannot render {render_mode!r} frames; its render modes are {modes}")
+    try:
+        env = gym.make(env_id, render_mode=render_mode, **kwargs)
+        for text in wrappers:
+            env = resolve_wrapper(text)(env)
+    except EnvConfigError:
+        raise
+    except Exception as error:
+        raise EnvConfigError(f"could not make {env_id!r} with kwargs {kwargs}: {type(error).__name__}: {error}") from None
+    check_space(env.observation_space, "observation")
+    check_space(env.action_space, "action")
+    return env
+
+
+def _render_modes(spec: gym.envs.registration.EnvSpec) -> list[str] | None:
+    """The render modes the env class declares in its metadata, or None when unknown."""
+    try:
+        entry = spec.entry_point
+        if isinstance(entry, str):
+            module_name, _, attribute = entry.partition(":")
+            entry = getattr(importlib.import_module(module_name), attribute)
+        modes = getattr(entry, "metadata", {}).get("render_modes")
+    except (ImportError, AttributeError):
+        return None
+    return list(modes) if modes is not None else None
+
+
 def check_space(space: gym.Space, role: str) -> None:
     """Raise EnvConfigError for a space the rollout buffers cannot hold."""
     if not isinstance(space, SUPPORTED_SPACES):

@@ -21,7 +21,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ import torch
 from launch.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from launch.config import ConfigError, TrainConfig
 from launch.env_factory import EnvConfigError, episode_stats, make_vector_env
+
+if TYPE_CHECKING:
+    from agents import ActorCritic
 
 Z_95 = 1.959963984540054
 
@@ -42,6 +45,56 @@ def resolve_checkpoint(path: str | Path) -> Path:
             raise CheckpointError(f"{str(path)!r} holds no checkpoint (expected a run directory or a .pt file)")
         return found
     return path
+
+
+def load_trained(path: str | Path, env: str | None = None, env_kwargs: dict[str, Any] | None = None,
+                 env_package: list[str] | None = None) -> tuple[TrainConfig, dict[str, torch.Tensor]]:
+    """The config and model weights of a checkpoint file or run directory (its latest).
+
+    Args:
+        path: a checkpoint file or a run directory.
+        env: play this env id instead of the checkpoint's (its spaces must match).
+        env_kwargs: env kwargs instead of the checkpoint's.
+        env_package: modules to import, in addition to the checkpoint's, that register envs.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable or not a launch.train checkpoint.
+        ConfigError: the checkpoint's config is not a valid TrainConfig.
+    """
+    resolved = resolve_checkpoint(path)
+    checkpoint = load_checkpoint(resolved)
+    try:
+        config = TrainConfig.from_json(json.loads(checkpoint["config"]))
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{str(resolved)!r} holds an invalid config: {error}") from None
+    if env is not None:
+        config.env = env
+    if env_kwargs is not None:
+        config.env_kwargs = env_kwargs
+    if env_package:
+        config.env_package = list(config.env_package) + list(env_package)
+    return config, checkpoint["model"]
+
+
+def trained_policy(config: TrainConfig, model_state: dict[str, torch.Tensor], observation_space: Any,
+                   action_space: Any) -> ActorCritic:
+    """The policy of ``config`` with ``model_state`` loaded, in eval mode.
+
+    Raises:
+        CheckpointError: the weights do not fit these spaces (a checkpoint of another env).
+    """
+    from launch.policy_factory import build_policy
+
+    policy = build_policy(config, observation_space, action_space)
+    try:
+        policy.load_state_dict(model_state)
+    except RuntimeError as error:
+        detail = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
+        raise CheckpointError(
+            f"the checkpoint's weights do not fit {config.env!r} (observation space {observation_space}, action "
+            f"space {action_space}): was it trained on another env? ({detail})"
+        ) from None
+    return policy.eval()
 
 
 def wilson_interval(successes: float, count: int) -> tuple[float, float]:
@@ -95,11 +148,11 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
     env.action_space.seed(seed)
     policy = None
     if model_state is not None:
-        from launch.policy_factory import build_policy
-
-        policy = build_policy(config, env.single_observation_space, env.single_action_space)
-        policy.load_state_dict(model_state)
-        policy.eval()
+        try:
+            policy = trained_policy(config, model_state, env.single_observation_space, env.single_action_space)
+        except BaseException:
+            env.close()
+            raise
     returns: list[float] = []
     lengths: list[int] = []
     successes: list[float] = []
@@ -173,16 +226,12 @@ def cli(argv: list[str] | None = None) -> int:
             if args.env is None:
                 raise ConfigError("--random needs --env ID")
             config = TrainConfig(env=args.env)
+            if args.env_kwargs is not None:
+                config.env_kwargs = args.env_kwargs
+            if args.env_package:
+                config.env_package = list(args.env_package)
         else:
-            checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint))
-            config = TrainConfig.from_json(json.loads(checkpoint["config"]))
-            model_state = checkpoint["model"]
-            if args.env is not None:
-                config.env = args.env
-        if args.env_kwargs is not None:
-            config.env_kwargs = args.env_kwargs
-        if args.env_package:
-            config.env_package = list(config.env_package) + args.env_package
+            config, model_state = load_trained(args.checkpoint, args.env, args.env_kwargs, args.env_package)
         summary = evaluate(config, model_state, args.episodes, args.num_envs, args.deterministic, args.seed)
     except (ConfigError, EnvConfigError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)

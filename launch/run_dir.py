@@ -7,6 +7,7 @@ Layout::
         metrics.jsonl      one JSON record per log interval (always written)
         checkpoints/       checkpoint_<step>.pt files (see launch.checkpoint)
         logs/train.log     the run's console messages and warnings
+        videos/            step_<N>.gif rollouts, only with --record-interval-s
         wandb/             only with --wandb
 """
 

@@ -45,6 +45,7 @@ from launch.env_factory import EnvConfigError, make_vector_env
 from launch.learner import Learner, NonFiniteLossError
 from launch.policy_factory import build_policy
 from launch.progress import ProgressView
+from launch.rollout_recorder import RolloutRecorder
 from launch.run_dir import MetricsWriter, RunDir
 from launch.shared_weights import SharedWeights
 
@@ -185,11 +186,12 @@ class Trainer:
                 interval["success"].append(episode.success)
 
     def run_loop(self, learn: bool = True, duration_s: float | None = None, metrics: MetricsWriter | None = None,
-                 progress: ProgressView | None = None) -> None:
+                 progress: ProgressView | None = None, recorder: RolloutRecorder | None = None) -> None:
         """Consume unrolls until ``total_steps``, ``duration_s`` or a stop request.
 
         With ``learn=False`` the unrolls are returned to the actors unread (acting-only
-        throughput); no update, checkpoint or weight change happens.
+        throughput); no update, checkpoint or weight change happens. A ``recorder``
+        records a short rollout of the current weights every ``record_interval_s``.
 
         Raises:
             NonFiniteLossError: a NaN/inf loss (nothing was applied or saved).
@@ -235,6 +237,10 @@ class Trainer:
             if learn and self.run is not None and now - last_checkpoint >= config.checkpoint_interval_s:
                 self.save()
                 last_checkpoint = now
+            if learn and recorder is not None:
+                recorder.poll(counters.step)
+                if recorder.due(now):
+                    recorder.start(counters.step, self.policy.state_dict())
         now = time.monotonic()
         if counters.step > step_at_log:
             self._log(metrics, progress, interval, (counters.step - step_at_log) / max(now - last_log, 1e-9))
@@ -347,6 +353,7 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
         previous_handlers[signum] = signal.signal(signum, request_stop)
     wandb_run = _start_wandb(config, run) if config.wandb else None
     metrics = MetricsWriter(run, wandb_run)
+    recorder = RolloutRecorder(config, run.path, log, wandb_run) if config.record_interval_s is not None else None
     exit_code = EXIT_OK
     try:
         log(f"run directory: {run.path}")
@@ -354,7 +361,8 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
             f"{config.env}, core {config.core}, {config.num_actors} actors x {config.envs_per_actor} games")
         trainer.start()
         log(f"learner on {trainer.device}; actor pids {trainer.pool.pids}")
-        trainer.run_loop(learn=True, duration_s=config.time_limit_s, metrics=metrics, progress=progress)
+        trainer.run_loop(learn=True, duration_s=config.time_limit_s, metrics=metrics, progress=progress,
+                         recorder=recorder)
         path = trainer.save()
         if trainer.stop_reason is None and trainer.counters.step < config.total_steps:
             log(f"time limit of {config.time_limit_s:g} s reached at step {trainer.counters.step:,}; "
@@ -375,6 +383,8 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
         exit_code = EXIT_FAILED
     finally:
         trainer.close()
+        if recorder is not None:
+            recorder.close(trainer.counters.step)
         progress.close()
         metrics.close()
         if wandb_run is not None:

@@ -91,3 +91,24 @@ def test_discrete_embedding_respects_start():
 def test_unsupported_observation_spaces_are_named(space, message):
     with pytest.raises(UnsupportedSpaceError, match=message):
         ObservationEncoder(space)
+
+
+@pytest.mark.parametrize("kind, shape", [("small", (9, 9, 3)), ("deep", (84, 84, 1))])
+def test_receptive_fields_match_the_gradient_footprint(kind, shape):
+    encoder = ImageEncoder(gym.spaces.Box(0.0, 1.0, shape, np.float32), kind)
+    for layer in encoder.convolutions:  # all units active: the gradient is > 0 exactly where a cell looks
+        if isinstance(layer, torch.nn.Conv2d):
+            torch.nn.init.constant_(layer.weight, 0.01)
+            torch.nn.init.constant_(layer.bias, 0.1)
+    fields = encoder.receptive_fields()
+    _, height, width = encoder.output_shape
+    for row, column in [(0, 0), (height - 1, width // 2)]:
+        image = torch.ones(1, *shape, requires_grad=True)
+        encoder(image)[0, :, row, column].sum().backward()
+        footprint = image.grad[0].abs().sum(-1).nonzero()
+        top = fields.start[0] + row * fields.stride[0]
+        left = fields.start[1] + column * fields.stride[1]
+        assert footprint.min(0).values.tolist() == [top, left]
+        assert footprint.max(0).values.tolist() == [top + fields.size[0] - 1, left + fields.size[1] - 1]
+    expected = ((0, 0), (1, 1), (3, 3)) if kind == "small" else ((0, 0), (8, 8), (36, 36))
+    assert tuple(fields) == expected

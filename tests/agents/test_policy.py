@@ -211,6 +211,30 @@ def test_rmc_attention_and_missing_inputs():
         policy.unroll(obs, None, None, reset, policy.initial_state(2))
 
 
+def test_act_returns_this_steps_attention_and_policy_params():
+    policy = make_policy(OBSERVATION_SPACES["image"], ACTION_SPACES["discrete"], "rmc")
+    obs = sample_batch(OBSERVATION_SPACES["image"], (2, 2), 1)
+    action = torch.tensor([[0, 0], [2, 1]])
+    reward = torch.tensor([[0.0, 0.0], [1.0, -1.0]])
+    reset = torch.tensor([[True, True], [False, False]])
+    expected, _ = policy.unroll(obs, action, reward, reset, policy.initial_state(2), return_attention=True)
+    state = policy.initial_state(2)
+    plain, state_plain = policy.act(obs[0], action[0], reward[0], reset[0], state, deterministic=True)
+    assert plain.attention is None
+    first, state = policy.act(obs[0], action[0], reward[0], reset[0], state, deterministic=True,
+                              return_attention=True)
+    torch.testing.assert_close(state, state_plain)
+    torch.testing.assert_close(first.value, plain.value)
+    torch.testing.assert_close(first.policy_params, plain.policy_params)
+    second, _ = policy.act(obs[1], action[1], reward[1], reset[1], state, deterministic=True, return_attention=True)
+    torch.testing.assert_close(second.attention, expected.attention[1])  # the core's own weights at t = 1
+    torch.testing.assert_close(second.policy_params, expected.policy_params[1])
+    assert second.action.tolist() == expected.policy_params[1].argmax(-1).tolist()
+    with pytest.raises(ValueError, match="return_attention"):
+        feed_forward = make_policy(OBSERVATION_SPACES["image"], ACTION_SPACES["discrete"], "none")
+        feed_forward.act(obs[0], action[0], reward[0], reset[0], (), return_attention=True)
+
+
 def test_lstm_core_follows_hidden_size_and_gets_a_forget_bias():
     policy = ActorCritic(OBSERVATION_SPACES["vector"], ACTION_SPACES["discrete"], core="lstm", hidden_size=24)
     assert policy.core.output_size == 24

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.timeout(240)
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     result = run("launch.train", *TINY, "--total-steps", "1600", "--runs-root", str(root), "--run-name", "smoke",
-                 "--wandb")  # offline: writes RUN_DIR/wandb, never contacts the network
+                 "--wandb",  # offline: writes RUN_DIR/wandb, never contacts the network
+                 "--record-interval-s", "0.2", "--record-max-steps", "10")
     assert result.returncode == 0, result.stdout + result.stderr
     return root / "smoke"
 
@@ -43,6 +44,16 @@ def test_smoke_run_writes_a_complete_run_directory(smoke_run: Path) -> None:
     assert {"python", "numpy", "torch"} <= set(checkpoint["rng"])
     offline_runs = list((smoke_run / "wandb").glob("offline-run-*/*.wandb"))
     assert len(offline_runs) == 1 and offline_runs[0].stat().st_size > 0
+
+
+def test_smoke_run_records_rollouts_into_the_run_directory(smoke_run: Path) -> None:
+    import imageio.v3 as imageio
+
+    videos = sorted((smoke_run / "videos").glob("step_*.gif"))
+    assert videos, "no rollout was recorded"
+    assert all(2 <= imageio.imread(path, index=None).shape[0] <= 11 for path in videos)  # <= 10 steps + the end
+    assert (smoke_run / "logs" / "train.log").read_text().count("recorded a rollout") == len(videos)
+    assert list((smoke_run / "wandb").glob("offline-run-*/files/media/videos/rollout_*.gif"))
 
 
 def test_resume_continues_the_step_counter_and_curves(smoke_run: Path, tmp_path: Path) -> None:
