@@ -129,8 +129,11 @@ def _init(ray: ModuleType, config: TrainConfig, common: dict[str, Any]) -> None:
     else:
         try:
             ray.init(address=config.ray_address, **common)
-        except (ConnectionError, ValueError) as error:
-            raise ConfigError(f"cannot join the Ray cluster at ray_address={config.ray_address!r}: {error}") from None
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            raise ConfigError(
+                f"cannot join the Ray cluster at ray_address={config.ray_address!r}: {error}. If the cluster uses "
+                "token authentication, set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token) "
+                "in this shell too (docs/ray.md)") from None
 
 
 @dataclass

@@ -182,6 +182,18 @@ def test_a_removed_node_leaves_the_run_going_with_fewer_actors(cluster: Any, tmp
     assert metrics(tmp_path / "run")[-1]["actor_restarts"] == 1
 
 
+@needs_ray
+def test_a_driver_without_the_cluster_token_is_refused(cluster: Any, tmp_path: Path) -> None:
+    environment = {**os.environ, "RAY_AUTH_TOKEN": secrets.token_hex(16)}  # not the cluster's token
+    result = subprocess.run([sys.executable, "-m", "launch.train", *TINY, "--backend", "ray", "--ray-address",
+                             cluster.address, "--runs-root", str(tmp_path)], cwd=REPO, env=environment,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"cannot join the Ray cluster at ray_address='{cluster.address}'" in result.stdout
+    assert "set RAY_AUTH_MODE=token and its token" in result.stdout
+    assert "runs on node" not in result.stdout  # no actor was started
+
+
 def test_backend_ray_without_ray_says_how_to_install_it(tmp_path: Path) -> None:
     arguments = [*TINY, "--backend", "ray", "--runs-root", str(tmp_path)]
     hide_ray = f"import sys; sys.modules['ray'] = None; from launch.train import cli; sys.exit(cli({arguments!r}))"
