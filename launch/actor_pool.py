@@ -117,6 +117,11 @@ class ActorPool:
     def pids(self) -> list[int]:
         return [entry.process.pid for entry in self.actors if entry is not None]
 
+    @property
+    def actor_cores_here(self) -> float:
+        """Cores of this machine the actors keep busy: one per actor process."""
+        return float(self.config.num_actors)
+
     def describe(self) -> str:
         return f"actor pids {self.pids}"
 

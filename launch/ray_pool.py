@@ -143,7 +143,6 @@ class _Member:
     index: int
     handle: Any
     placement_ref: Any | None
-    started: float
     inflight: dict[Any, int] = field(default_factory=dict)
     """Object reference of each outstanding unroll request -> the learner slot reserved for it."""
     waiting_since: float | None = None
@@ -204,6 +203,8 @@ class RayActorPool:
         self._actor_class: Any = None
         self._weights_ref: Any = None
         self._version = version
+        self.actor_cores_here = 0.0
+        """Cores of this machine Ray may give to actors (known after ``start``)."""
 
     # --- start and weights ----------------------------------------------------------------
     def start(self) -> None:
@@ -218,15 +219,17 @@ class RayActorPool:
         resources = ray.cluster_resources()
         self.log(f"Ray cluster at {self.config.ray_address or 'a private local instance (127.0.0.1)'}: "
                  f"{len(nodes)} node(s), {resources.get('CPU', 0):g} CPU(s), {resources.get('GPU', 0):g} GPU(s)")
-        here = ray.get_runtime_context().get_node_id()
-        local_gpus = sum(node["Resources"].get("GPU", 0) for node in nodes if node["NodeID"] == here)
+        here = [node["Resources"] for node in nodes if node["NodeID"] == ray.get_runtime_context().get_node_id()]
+        local_gpus = sum(node_resources.get("GPU", 0) for node_resources in here)
+        self.actor_cores_here = min(sum(node_resources.get("CPU", 0) for node_resources in here),
+                                    self.config.num_actors * self.config.ray_actor_cpus)
         if resources.get("GPU", 0) > 0 and local_gpus == 0:
             self.log("the cluster has GPUs but the learner (this process) runs on a node without one: "
                      "start the training command on a GPU node (docs/ray.md)")
         now = time.monotonic()
         for index in range(self.config.num_actors):
             self.vacant_since[index] = now
-        self._fill_vacancies(now, force=True)
+        self._fill_vacancies(now)  # actors beyond the free CPUs wait as vacancies, retried every VACANCY_RETRY_S
         self._request_unrolls()
 
     def publish_weights(self, state_dict: Mapping[str, torch.Tensor], version: int) -> None:
@@ -249,16 +252,16 @@ class RayActorPool:
         seed = self.config.seed + self.config.envs_per_actor * self.generation
         handle = self._actor_class.options(scheduling_strategy="SPREAD").remote(self.config, seed)
         self.generation += 1
-        self.members[index] = _Member(index, handle, handle.placement.remote(), now)
+        self.members[index] = _Member(index, handle, handle.placement.remote())
         self.vacant_since.pop(index, None)
 
-    def _fill_vacancies(self, now: float, force: bool = False) -> None:
+    def _fill_vacancies(self, now: float) -> None:
         """Start replacements for vacant indices while the cluster has CPUs free."""
-        if not self.vacant_since or (not force and now < self._next_vacancy_try):
+        if not self.vacant_since or now < self._next_vacancy_try:
             return
         assert self.ray is not None
         self._next_vacancy_try = now + VACANCY_RETRY_S
-        free_cpus = float("inf") if force else self.ray.available_resources().get("CPU", 0.0)
+        free_cpus = self.ray.available_resources().get("CPU", 0.0)
         for index in sorted(self.vacant_since):
             if free_cpus < self.config.ray_actor_cpus:
                 break

@@ -77,13 +77,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def learner_threads(config: TrainConfig) -> int:
+def learner_threads(config: TrainConfig, actor_cores_here: float | None = None) -> int:
     """Torch threads for the learner: oversubscribing the cores the actors use makes every
-    op wait on busy threads (measured: 100x slower on a loaded 2-core machine)."""
+    op wait on busy threads (measured: 100x slower on a loaded 2-core machine).
+
+    Args:
+        config: the run's config (``learner_threads`` > 0 wins).
+        actor_cores_here: cores the actors may use on this machine (default: one per actor).
+    """
     if config.learner_threads:
         return config.learner_threads
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - config.num_actors)
+    busy = config.num_actors if actor_cores_here is None else actor_cores_here
+    return max(1, cores - math.ceil(busy))
 
 
 def check_config(config: TrainConfig) -> None:
@@ -153,7 +159,7 @@ class Trainer:
         """Start the actors, then move the policy to the learner device."""
         self.pool.start()
         self.device = resolve_device(self.config.device)  # first CUDA use: after the actors exist
-        torch.set_num_threads(learner_threads(self.config))
+        torch.set_num_threads(learner_threads(self.config, self.pool.actor_cores_here))
         self.policy.to(self.device)
         self.learner = Learner(self.policy, self.config)
         if self._checkpoint is not None:

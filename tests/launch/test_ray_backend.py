@@ -127,7 +127,9 @@ def test_actors_on_both_nodes_survive_a_killed_actor_stop_and_resume(cluster: An
         assert {node for _, node in placed.values()} == nodes, process.output  # one actor per node
         process.wait_for(r" [1-9][\d,]*/[\d,]+ steps", timeout=90)
         sockets = bound_sockets(descendants(os.getpid()))
-        assert len(sockets) >= 4, sockets  # the GCS, both raylets, the runtime-env agents, ...
+        owners = {pid for _, pid in sockets}
+        assert {process.process.pid, *(pid for pid, _ in placed.values())} <= owners, sockets  # learner, actors
+        assert len(owners) >= 6, sockets  # ... and the GCS, both raylets, the runtime-env agents
         assert [entry for entry in sockets if not is_loopback(entry[0])] == []
         victim = placed[0][0]
         os.kill(victim, signal.SIGKILL)
@@ -180,6 +182,16 @@ def test_a_removed_node_leaves_the_run_going_with_fewer_actors(cluster: Any, tmp
     assert code == 0, process.output
     assert "stopped by SIGTERM" in process.output
     assert metrics(tmp_path / "run")[-1]["actor_restarts"] == 1
+
+
+@needs_ray
+def test_without_an_address_a_private_loopback_instance_runs_and_goes_away(tmp_path: Path) -> None:
+    result = run("launch.train", *TINY, "--backend", "ray", "--total-steps", "800", "--runs-root", str(tmp_path),
+                 "--run-name", "run", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ray cluster at a private local instance (127.0.0.1): 1 node(s)" in result.stdout
+    assert re.search(PLACED, result.stdout) and "finished 800 steps" in result.stdout  # the 2nd may come too late
+    assert metrics(tmp_path / "run")[-1]["step"] == 800
 
 
 @needs_ray
