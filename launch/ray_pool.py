@@ -248,7 +248,7 @@ class RayActorPool:
         return f"{running} Ray actor(s) requested ({self.config.ray_actor_cpus:g} CPU each, spread over the nodes)"
 
     # --- actors -------------------------------------------------------------------------------
-    def _spawn(self, index: int, now: float) -> None:
+    def _spawn(self, index: int) -> None:
         seed = self.config.seed + self.config.envs_per_actor * self.generation
         handle = self._actor_class.options(scheduling_strategy="SPREAD").remote(self.config, seed)
         self.generation += 1
@@ -265,7 +265,7 @@ class RayActorPool:
         for index in sorted(self.vacant_since):
             if free_cpus < self.config.ray_actor_cpus:
                 break
-            self._spawn(index, now)
+            self._spawn(index)
             free_cpus -= self.config.ray_actor_cpus
         running = sum(member is not None for member in self.members)
         if self.vacant_since and not self._reported_shortage:
