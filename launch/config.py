@@ -150,7 +150,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid value."""
         for name in ("num_actors", "envs_per_actor", "unroll_length", "batch_size", "total_steps",
-                     "keep_checkpoints", "hidden_size", "ray_max_inflight"):
+                     "keep_checkpoints", "hidden_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
@@ -175,6 +175,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
         if not 0.0 <= self.rmsprop_alpha < 1.0:
             raise ConfigError(f"rmsprop_alpha must be in [0, 1), got {self.rmsprop_alpha}")
+        if not isinstance(self.ray_max_inflight, int) or self.ray_max_inflight < 1:
+            raise ConfigError(f"ray_max_inflight must be an integer >= 1, got {self.ray_max_inflight!r}")
         if not (math.isfinite(self.ray_actor_cpus) and self.ray_actor_cpus > 0):
             raise ConfigError(f"ray_actor_cpus must be a finite number > 0, got {self.ray_actor_cpus!r}")
         if self.ray_address is not None and self.backend != "ray":
@@ -382,8 +384,8 @@ def parse_train_args(
 
 
 RESUME_OVERRIDABLE = frozenset({
+    "backend", "ray_address", "ray_max_inflight", "ray_actor_cpus",
     "total_steps", "time_limit_s", "num_actors", "log_interval_s", "checkpoint_interval_s", "keep_checkpoints", "actor_timeout_s",
     "max_actor_restarts", "wandb", "wandb_mode", "wandb_project", "device",
-    "backend", "ray_address", "ray_max_inflight", "ray_actor_cpus",
 })
 """Fields a ``--resume`` may change: how long and how the run goes on, not what it learns."""

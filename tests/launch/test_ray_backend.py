@@ -228,3 +228,7 @@ def test_ray_address_checks() -> None:
         check_reachable(f"127.0.0.1:{port}", timeout=2)
     with pytest.raises(ConfigError, match="ray_address is only used with backend 'ray'"):
         config_from_preset(None, ray_address="127.0.0.1:6379")
+    with pytest.raises(ConfigError, match="ray_max_inflight must be an integer >= 1, got 0"):
+        config_from_preset(None, backend="ray", ray_max_inflight=0)
+    with pytest.raises(ConfigError, match="ray_actor_cpus must be a finite number > 0, got 0"):
+        config_from_preset(None, backend="ray", ray_actor_cpus=0)
