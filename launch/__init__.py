@@ -8,6 +8,7 @@ Entry points (also installed as console scripts ``rmc-train``, ``rmc-evaluate``,
     python -m launch.train --env CartPole-v1 --core lstm          # any Gymnasium id
     python -m launch.train --env my/Env-v0 --env-package my_pkg --env-kwargs '{"size": 9}'
     python -m launch.train --resume runs/RUN_DIR --total-steps 200000000
+    python -m launch.train --preset boxworld-rmc --backend ray --ray-address HEAD_IP:6379
     python -m launch.evaluate --checkpoint runs/RUN_DIR --episodes 200
     python -m launch.evaluate --random --env rmc/MiniPacman-v0 --episodes 200
     python -m launch.plot runs/A runs/B --label RMC --label LSTM --metric success --out curves.png
@@ -19,7 +20,9 @@ Presets: ``<task>-rmc`` and ``<task>-lstm`` for ``boxworld-easy``, ``boxworld``,
 bounds a run by wall time (e.g. the 20-minute runs of ``tests/launch/test_learning.py``).
 
 Modules: ``config`` (``TrainConfig``, presets, CLI), ``train`` (``main``, ``Trainer``),
-``actor`` and ``actor_pool`` (actor processes and their supervision), ``buffers``
+``rollout`` (producing one unroll, shared by both backends), ``actor`` and ``actor_pool``
+(local actor processes and their supervision), ``ray_actor`` and ``ray_pool`` (``--backend
+ray``: actors on a Ray cluster, docs/ray.md), ``buffers``
 (shared-memory unrolls), ``shared_weights`` (versioned weight publishing), ``learner``
 (V-trace updates), ``checkpoint`` and ``run_dir`` (what a run leaves on disk),
 ``env_factory``, ``policy_factory``, ``progress``, ``evaluate``, ``plot``, ``watch`` and

@@ -1,4 +1,4 @@
-"""The actor process: steps a batch of games with a CPU copy of the policy, writes unrolls.
+"""The local actor process: a ``launch.rollout.Rollout`` behind a pipe and shared memory.
 
 Each actor owns a fixed set of buffer slots. It fills a free slot with one unroll (the
 layout of ``agents.trajectory.Trajectory``, NEXT_STEP autoreset), sends the slot index and
@@ -26,12 +26,11 @@ import traceback
 from collections import deque
 from multiprocessing.connection import Connection
 
-import numpy as np
 import torch
 
-from launch.buffers import RolloutBuffers, map_structure, map_structures
+from launch.buffers import RolloutBuffers
 from launch.config import TrainConfig
-from launch.env_factory import episode_stats, make_vector_env
+from launch.rollout import Rollout
 from launch.shared_weights import SharedWeights
 
 
@@ -90,19 +89,13 @@ def run_actor(spec: ActorSpec) -> None:
 
 
 class ActorLoop:
-    """The state of one actor between unrolls."""
+    """The pipe transport around a ``Rollout``: pick a free slot, refresh the weights,
+    write one unroll into the slot, report it."""
 
     def __init__(self, spec: ActorSpec) -> None:
-        from launch.policy_factory import build_policy
-
         self.spec = spec
-        config = spec.config
-        torch.manual_seed(spec.seed)
-        self.env = make_vector_env(config.env, config.envs_per_actor, config.env_kwargs, config.wrappers,
-                                   config.env_package)
-        self.policy = build_policy(config, self.env.single_observation_space, self.env.single_action_space)
-        self.policy.eval()
-        self.version = spec.weights.read_into(self.policy)
+        self.rollout = Rollout(spec.config, spec.seed)
+        self.version = spec.weights.read_into(self.rollout.policy)
         self.free = deque(spec.buffer_ids)
 
     def _handle(self, message: tuple) -> None:
@@ -122,43 +115,10 @@ class ActorLoop:
         return self.free.popleft()
 
     def run(self) -> None:
-        spec, buffers, policy = self.spec, self.spec.buffers, self.policy
-        num_envs, unroll_length = spec.config.envs_per_actor, spec.config.unroll_length
-        observation, _ = self.env.reset(seed=spec.seed)
-        state = policy.initial_state(num_envs)
-        reset = torch.ones(num_envs, dtype=torch.bool)
-        previous_action = torch.zeros((num_envs, *policy.action_shape), dtype=policy.action_dtype)
-        previous_reward = torch.zeros(num_envs, dtype=torch.float32)
-        autoreset_next = np.zeros(num_envs, dtype=bool)  # games whose next step is a reset step
         while True:
             slot = self._next_slot()
-            newer = spec.weights.read_into(policy, self.version)
+            newer = self.spec.weights.read_into(self.rollout.policy, self.version)
             if newer is not None:
                 self.version = newer
-            buffers.policy_version[slot] = self.version
-            for part, stored in zip(state, buffers.core_state):
-                stored[slot].copy_(part)
-            episodes: list[tuple[float, int, float | None]] = []
-            for t in range(unroll_length + 1):
-                map_structures(lambda dst, src: dst[slot, t].copy_(torch.as_tensor(src)), buffers.obs, observation)
-                buffers.reset[slot, t] = reset
-                buffers.previous_action[slot, t] = previous_action
-                buffers.previous_reward[slot, t] = previous_reward
-                if t == unroll_length:
-                    break  # obs[T] is also obs[0] of the next unroll (the step is taken then)
-                obs_tensor = map_structure(lambda leaf: leaf[slot, t], buffers.obs)
-                output, state = policy.act(obs_tensor, previous_action, previous_reward, reset, state)
-                observation, reward, terminated, truncated, info = self.env.step(policy.to_env_action(output.action))
-                buffers.action[slot, t] = output.action
-                buffers.behaviour_log_prob[slot, t] = output.log_prob
-                reward_tensor = torch.as_tensor(reward, dtype=torch.float32)
-                buffers.reward[slot, t] = reward_tensor
-                buffers.terminated[slot, t] = torch.as_tensor(terminated)
-                buffers.truncated[slot, t] = torch.as_tensor(truncated)
-                episodes.extend(episode_stats(info))
-                reset = torch.from_numpy(autoreset_next.copy())  # that step reset these games
-                autoreset_next = np.logical_or(terminated, truncated)
-                keep = ~reset
-                previous_action = output.action * keep.view((-1,) + (1,) * len(policy.action_shape)).to(output.action.dtype)
-                previous_reward = reward_tensor * keep
-            spec.connection.send(("unroll", slot, episodes))
+            episodes = self.rollout.unroll(self.spec.buffers, slot, self.version)
+            self.spec.connection.send(("unroll", slot, episodes))

@@ -21,10 +21,12 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
+
+import torch
 
 from launch.actor import ActorSpec, run_actor
 from launch.buffers import RolloutBuffers
@@ -114,6 +116,18 @@ class ActorPool:
     @property
     def pids(self) -> list[int]:
         return [entry.process.pid for entry in self.actors if entry is not None]
+
+    @property
+    def actor_cores_here(self) -> float:
+        """Cores of this machine the actors keep busy: one per actor process."""
+        return float(self.config.num_actors)
+
+    def describe(self) -> str:
+        return f"actor pids {self.pids}"
+
+    def publish_weights(self, state_dict: Mapping[str, torch.Tensor], version: int) -> None:
+        """Make ``state_dict`` the weights every actor picks up before its next unroll."""
+        self.weights.publish(state_dict, version)
 
     def _spawn(self, actor: int) -> None:
         ready = set(self.ready)

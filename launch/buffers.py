@@ -3,8 +3,10 @@
 ``num_buffers`` slots are allocated once, in shared memory, before the actor processes
 start; each slot holds one unroll of ``E`` games (``E = envs_per_actor``) in the layout of
 ``agents.trajectory.Trajectory`` (``T + 1`` observations, ``T`` transitions) plus the core
-state at the unroll's first step and the policy version that acted. Only slot indices
-cross process boundaries (see ``launch.actor`` and ``launch.learner``).
+state at the unroll's first step and the policy version that acted. With local actor
+processes only slot indices cross process boundaries (see ``launch.actor``); a Ray actor
+sends a slot's arrays (``read_slot``) and the learner copies them into its own, unshared
+buffers (``write_slot``, see ``launch.ray_pool``).
 """
 
 from __future__ import annotations
@@ -57,13 +59,18 @@ def _is_layout_leaf(tree: Any) -> bool:
     return isinstance(tree, tuple) and len(tree) == 2 and isinstance(tree[1], torch.dtype)
 
 
-def _allocate(layout: Any, prefix: tuple[int, ...]) -> Any:
+def _allocate(layout: Any, prefix: tuple[int, ...], shared: bool) -> Any:
     if _is_layout_leaf(layout):
         shape, dtype = layout
-        return torch.zeros(prefix + tuple(shape), dtype=dtype).share_memory_()
+        return _zeros(prefix + tuple(shape), dtype, shared)
     if isinstance(layout, dict):
-        return {key: _allocate(value, prefix) for key, value in layout.items()}
-    return tuple(_allocate(value, prefix) for value in layout)
+        return {key: _allocate(value, prefix, shared) for key, value in layout.items()}
+    return tuple(_allocate(value, prefix, shared) for value in layout)
+
+
+def _zeros(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> torch.Tensor:
+    tensor = torch.zeros(shape, dtype=dtype)
+    return tensor.share_memory_() if shared else tensor
 
 
 class RolloutBuffers:
@@ -76,6 +83,8 @@ class RolloutBuffers:
         observation_space: the single-game observation space.
         action_shape / action_dtype: tensor layout of one action (``ActorCritic.action_shape``).
         initial_state: the core state for E games (tuple of ``[E, ...]`` tensors), as a template.
+        shared: allocate in shared memory (local actor processes write into it); False for
+            buffers that stay in one process (a Ray actor's own slot, the Ray learner's slots).
 
     Attributes: one shared tensor (or tree of them) per ``Trajectory`` field with the
     ``[N, T(+1), E]`` prefix, ``core_state`` (tuple of ``[N, E, ...]``) and
@@ -91,6 +100,7 @@ class RolloutBuffers:
         action_shape: Sequence[int],
         action_dtype: torch.dtype,
         initial_state: tuple[torch.Tensor, ...],
+        shared: bool = True,
     ) -> None:
         if num_buffers < 1:
             raise ValueError(f"num_buffers must be >= 1, got {num_buffers}")
@@ -98,19 +108,47 @@ class RolloutBuffers:
         self.num_buffers = num_buffers
         self.unroll_length = unroll_length
         self.num_envs = num_envs
-        self.obs = _allocate(space_layout(observation_space), steps)
-        self.reset = torch.zeros(steps, dtype=torch.bool).share_memory_()
-        self.previous_action = torch.zeros(steps + tuple(action_shape), dtype=action_dtype).share_memory_()
-        self.previous_reward = torch.zeros(steps, dtype=torch.float32).share_memory_()
-        self.action = torch.zeros(transitions + tuple(action_shape), dtype=action_dtype).share_memory_()
-        self.behaviour_log_prob = torch.zeros(transitions, dtype=torch.float32).share_memory_()
-        self.reward = torch.zeros(transitions, dtype=torch.float32).share_memory_()
-        self.terminated = torch.zeros(transitions, dtype=torch.bool).share_memory_()
-        self.truncated = torch.zeros(transitions, dtype=torch.bool).share_memory_()
-        self.core_state = tuple(
-            torch.zeros((num_buffers,) + tuple(part.shape), dtype=part.dtype).share_memory_() for part in initial_state
-        )
-        self.policy_version = torch.zeros(num_buffers, dtype=torch.int64).share_memory_()
+        self.obs = _allocate(space_layout(observation_space), steps, shared)
+        self.reset = _zeros(steps, torch.bool, shared)
+        self.previous_action = _zeros(steps + tuple(action_shape), action_dtype, shared)
+        self.previous_reward = _zeros(steps, torch.float32, shared)
+        self.action = _zeros(transitions + tuple(action_shape), action_dtype, shared)
+        self.behaviour_log_prob = _zeros(transitions, torch.float32, shared)
+        self.reward = _zeros(transitions, torch.float32, shared)
+        self.terminated = _zeros(transitions, torch.bool, shared)
+        self.truncated = _zeros(transitions, torch.bool, shared)
+        self.core_state = tuple(_zeros((num_buffers,) + tuple(part.shape), part.dtype, shared) for part in initial_state)
+        self.policy_version = _zeros((num_buffers,), torch.int64, shared)
+
+    def _fields(self) -> dict[str, Any]:
+        """Every per-slot tensor (or tree of them), by name; each has the slot index first."""
+        return {"obs": self.obs, "reset": self.reset, "previous_action": self.previous_action,
+                "previous_reward": self.previous_reward, "action": self.action,
+                "behaviour_log_prob": self.behaviour_log_prob, "reward": self.reward,
+                "terminated": self.terminated, "truncated": self.truncated, "core_state": self.core_state,
+                "policy_version": self.policy_version}
+
+    def read_slot(self, slot: int) -> dict[str, Any]:
+        """A copy of one slot as a tree of numpy arrays (what a Ray actor sends)."""
+        return map_structure(lambda field: field[slot].numpy().copy(), self._fields())
+
+    def write_slot(self, slot: int, arrays: dict[str, Any]) -> None:
+        """Overwrite one slot with ``read_slot`` output of buffers of the same layout.
+
+        Raises:
+            ValueError: when ``arrays`` does not have this layout (names or shapes).
+        """
+        fields = self._fields()
+        if set(arrays) != set(fields):
+            raise ValueError(f"unroll fields {sorted(arrays)} do not match the buffers' {sorted(fields)}")
+
+        def copy(field: torch.Tensor, array: np.ndarray) -> None:
+            if tuple(array.shape) != tuple(field.shape[1:]):
+                raise ValueError(f"unroll array of shape {tuple(array.shape)} does not fit a slot of shape "
+                                 f"{tuple(field.shape[1:])}")
+            field[slot].numpy()[...] = array  # numpy copy: Ray's arrays are read-only views
+
+        map_structures(copy, fields, arrays)
 
     def gather(self, indices: Sequence[int], device: torch.device) -> tuple[Trajectory, tuple[torch.Tensor, ...], torch.Tensor]:
         """Copy the slots ``indices`` out as one batch of ``len(indices) * E`` unrolls.

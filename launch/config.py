@@ -60,6 +60,17 @@ class TrainConfig:
     """Transitions T per unroll."""
     batch_size: int = 16
     """Unrolls (one per game) per learner update; a multiple of envs_per_actor."""
+    backend: Literal["local", "ray"] = "local"
+    """Where the actors run: processes on this machine, or Ray actors spread over a Ray
+    cluster (pip install '.[ray]'; see docs/ray.md)."""
+    ray_address: str | None = None
+    """Ray cluster to join with --backend ray (HOST:PORT of the head); unset: start a
+    private Ray instance on this machine, on 127.0.0.1 only."""
+    ray_max_inflight: int = 2
+    """Unroll requests each Ray actor may have outstanding (backpressure: bounds the
+    object store and the policy lag)."""
+    ray_actor_cpus: float = 1.0
+    """CPUs a Ray actor reserves on its node (Ray places actors by these)."""
 
     # --- learner -----------------------------------------------------------------------
     total_steps: int = 1_000_000
@@ -169,6 +180,13 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
         if not 0.0 <= self.rmsprop_alpha < 1.0:
             raise ConfigError(f"rmsprop_alpha must be in [0, 1), got {self.rmsprop_alpha}")
+        if not isinstance(self.ray_max_inflight, int) or self.ray_max_inflight < 1:
+            raise ConfigError(f"ray_max_inflight must be an integer >= 1, got {self.ray_max_inflight!r}")
+        if not (math.isfinite(self.ray_actor_cpus) and self.ray_actor_cpus > 0):
+            raise ConfigError(f"ray_actor_cpus must be a finite number > 0, got {self.ray_actor_cpus!r}")
+        if self.ray_address is not None and self.backend != "ray":
+            raise ConfigError(f"ray_address is only used with backend 'ray', got backend {self.backend!r}; "
+                              "add --backend ray or leave --ray-address unset (none)")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise ConfigError(f"time_limit_s must be > 0 or unset, got {self.time_limit_s}")
         if self.record_interval_s is not None and not (math.isfinite(self.record_interval_s)
@@ -374,6 +392,7 @@ def parse_train_args(
 
 
 RESUME_OVERRIDABLE = frozenset({
+    "backend", "ray_address", "ray_max_inflight", "ray_actor_cpus",
     "total_steps", "time_limit_s", "num_actors", "log_interval_s", "checkpoint_interval_s", "keep_checkpoints", "actor_timeout_s",
     "max_actor_restarts", "wandb", "wandb_mode", "wandb_project", "device", "record_interval_s", "record_max_steps",
 })

@@ -1,16 +1,18 @@
-"""IMPALA training: CPU actor processes and one learner (Espeholt et al. 2018).
+"""IMPALA training: CPU actors (local processes or Ray actors) and one learner (Espeholt et al. 2018).
 
 Run ``python -m launch.train --help``. Typical uses::
 
     python -m launch.train --preset boxworld-easy-rmc
     python -m launch.train --env CartPole-v1 --core lstm --total-steps 200000
     python -m launch.train --resume runs/boxworld-easy-rmc-20260101-120000-000000
+    python -m launch.train --preset boxworld-rmc --backend ray --ray-address HEAD_IP:6379 --num-actors 64
 
 Order of start-up: the config is checked, the env and agent are built once on the CPU to
 validate them, and only then is the run directory written. The actor processes are
 started with the "spawn" context before the learner touches CUDA (a spawned child never
 inherits the parent's CUDA state). Stop a run with Ctrl-C or SIGTERM: the learner saves
-a final checkpoint, stops every actor and exits 0.
+a final checkpoint, stops every actor and exits 0. With ``--backend ray`` the actors are
+Ray actors (``launch.ray_pool``, docs/ray.md); the training loop is the same.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from launch.learner import Learner, NonFiniteLossError
 from launch.policy_factory import build_policy
 from launch.progress import ProgressView
 from launch.rollout_recorder import RolloutRecorder
+from launch.ray_pool import RayActorPool, check_reachable, import_ray
 from launch.run_dir import MetricsWriter, RunDir
 from launch.shared_weights import SharedWeights
 
@@ -75,18 +78,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def learner_threads(config: TrainConfig) -> int:
+def learner_threads(config: TrainConfig, actor_cores_here: float | None = None) -> int:
     """Torch threads for the learner: oversubscribing the cores the actors use makes every
-    op wait on busy threads (measured: 100x slower on a loaded 2-core machine)."""
+    op wait on busy threads (measured: 100x slower on a loaded 2-core machine).
+
+    Args:
+        config: the run's config (``learner_threads`` > 0 wins).
+        actor_cores_here: cores the actors may use on this machine (default: one per actor).
+    """
     if config.learner_threads:
         return config.learner_threads
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - config.num_actors)
+    busy = config.num_actors if actor_cores_here is None else actor_cores_here
+    return max(1, cores - math.ceil(busy))
 
 
 def check_config(config: TrainConfig) -> None:
     """Validate values, the env and the agent (on the CPU) before anything is written."""
     config.validate()
+    if config.backend == "ray":
+        import_ray(config.ray_address)  # a clear error with the install command when Ray is missing
+        check_reachable(config.ray_address)
     # Ask NVML, not the CUDA driver, whether a GPU exists: the parent stays CUDA-free until
     # the actors are started (they are spawned, so they could not inherit it anyway).
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
@@ -124,14 +136,20 @@ class Trainer:
         if checkpoint is not None:
             self.policy.load_state_dict(checkpoint["model"])
             self.counters = Counters(**checkpoint["counters"])
-        self.weights = SharedWeights(self.policy.state_dict(), version=self.counters.updates)
         per_actor = buffers_per_actor(config.unrolls_per_batch, config.num_actors)
+        local = config.backend == "local"  # Ray actors send arrays: the learner's slots need no shared memory
         self.buffers = RolloutBuffers(config.num_actors * per_actor, config.unroll_length, config.envs_per_actor,
                                       observation_space, self.policy.action_shape, self.policy.action_dtype,
-                                      self.policy.initial_state(config.envs_per_actor))
-        context = torch.multiprocessing.get_context("spawn")
-        self.pool = ActorPool(context, config, self.buffers, self.weights, per_actor,
-                              first_generation=self.counters.actor_generation, log=log)
+                                      self.policy.initial_state(config.envs_per_actor), shared=local)
+        self.pool: ActorPool | RayActorPool
+        if local:
+            weights = SharedWeights(self.policy.state_dict(), version=self.counters.updates)
+            context = torch.multiprocessing.get_context("spawn")
+            self.pool = ActorPool(context, config, self.buffers, weights, per_actor,
+                                  first_generation=self.counters.actor_generation, log=log)
+        else:
+            self.pool = RayActorPool(config, self.buffers, self.policy.state_dict(), version=self.counters.updates,
+                                     first_generation=self.counters.actor_generation, log=log)
         self.device = torch.device("cpu")
         self.learner: Learner | None = None
         self.recent_returns: collections.deque[float] = collections.deque(maxlen=100)
@@ -142,7 +160,7 @@ class Trainer:
         """Start the actors, then move the policy to the learner device."""
         self.pool.start()
         self.device = resolve_device(self.config.device)  # first CUDA use: after the actors exist
-        torch.set_num_threads(learner_threads(self.config))
+        torch.set_num_threads(learner_threads(self.config, self.pool.actor_cores_here))
         self.policy.to(self.device)
         self.learner = Learner(self.policy, self.config)
         if self._checkpoint is not None:
@@ -220,7 +238,7 @@ class Trainer:
                     pool.release(slots)
                     lag = (self.learner.updates - versions).float()
                     update_metrics = self.learner.update(trajectory, initial_state)
-                    self.weights.publish(self.policy.state_dict(), self.learner.updates)
+                    pool.publish_weights(self.policy.state_dict(), self.learner.updates)
                     counters.updates = self.learner.updates
                     for name, value in update_metrics.items():
                         interval[name].append(value)
@@ -360,7 +378,7 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
         log(f"{'resuming at step ' + format(trainer.counters.step, ',') if checkpoint else 'starting'}: "
             f"{config.env}, core {config.core}, {config.num_actors} actors x {config.envs_per_actor} games")
         trainer.start()
-        log(f"learner on {trainer.device}; actor pids {trainer.pool.pids}")
+        log(f"learner on {trainer.device}; {trainer.pool.describe()}")
         trainer.run_loop(learn=True, duration_s=config.time_limit_s, metrics=metrics, progress=progress,
                          recorder=recorder)
         path = trainer.save()
@@ -377,6 +395,9 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
         log(f"error: stopping the run: {error}. Nothing was applied; the last good checkpoint is {kept}. "
             "Lower --learning-rate, set --reward-clip, or check the env's rewards.")
         exit_code = EXIT_FAILED
+    except ConfigError as error:  # the Ray cluster turned out unusable at start-up
+        log(f"error: {error}")
+        exit_code = EXIT_BAD_INPUT
     except ActorFailure as error:
         log(f"error: {error}")
         log(f"the learner is fine: checkpoint {trainer.save()} holds its state; fix the env and --resume {run.path}")

@@ -67,6 +67,23 @@ class LiveProcess:
                 return match
         raise AssertionError(f"no line matched {pattern!r} within {timeout} s:\n{self.output}")
 
+    def wait_for_count(self, pattern: str, count: int, timeout: float) -> list[re.Match[str]]:
+        """Block until ``count`` output lines match ``pattern``; fail after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            matches = [match for line in self.lines if (match := re.search(pattern, line))]
+            if len(matches) >= count:
+                return matches
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"{len(matches)} of {count} lines matched {pattern!r} within {timeout} s:\n"
+                                     f"{self.output}") from None
+            if line is None:
+                raise AssertionError(f"process exited after {len(matches)} of {count} lines matching {pattern!r}:\n"
+                                     f"{self.output}")
+            self.lines.append(line)
+
     def finish(self, timeout: float) -> int:
         """Wait for exit (kill it and fail after ``timeout`` s); returns the exit code."""
         try:

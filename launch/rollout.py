@@ -1,0 +1,101 @@
+"""Producing one unroll into a buffer slot: the acting code that every backend shares.
+
+A ``Rollout`` owns a batch of ``E`` games, a CPU copy of the policy and the recurrent
+carry between unrolls (core state, previous action and reward, which games reset next).
+``unroll(buffers, slot, version)`` steps the games ``T`` times and writes the result
+into one slot of a ``RolloutBuffers`` in the layout of ``agents.trajectory.Trajectory``
+(NEXT_STEP autoreset). How the slot reaches the learner is the caller's business: the
+local actor process (``launch.actor``) writes into shared memory and sends the slot
+index over a pipe; the Ray actor (``launch.ray_actor``) writes into a private one-slot
+buffer and returns its arrays through Ray's object store.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from launch.buffers import RolloutBuffers, map_structure, map_structures
+from launch.config import TrainConfig
+from launch.env_factory import episode_stats, make_vector_env
+
+EpisodeTuple = tuple[float, int, "float | None"]
+"""``(return, length, success or None)`` of an episode that ended during an unroll."""
+
+
+class Rollout:
+    """The games, policy copy and recurrent carry of one actor.
+
+    Args:
+        config: the run's config (env, agent, ``envs_per_actor``, ``unroll_length``).
+        seed: seed of the torch RNG (action sampling) and of the games' first reset.
+    """
+
+    def __init__(self, config: TrainConfig, seed: int) -> None:
+        from launch.policy_factory import build_policy
+
+        torch.manual_seed(seed)
+        self.config = config
+        self.env = make_vector_env(config.env, config.envs_per_actor, config.env_kwargs, config.wrappers,
+                                   config.env_package)
+        self.policy = build_policy(config, self.env.single_observation_space, self.env.single_action_space)
+        self.policy.eval()
+        policy, num_envs = self.policy, config.envs_per_actor
+        self.observation, _ = self.env.reset(seed=seed)
+        self.state = policy.initial_state(num_envs)
+        self.reset = torch.ones(num_envs, dtype=torch.bool)
+        self.previous_action = torch.zeros((num_envs, *policy.action_shape), dtype=policy.action_dtype)
+        self.previous_reward = torch.zeros(num_envs, dtype=torch.float32)
+        self.autoreset_next = np.zeros(num_envs, dtype=bool)  # games whose next step is a reset step
+
+    def make_buffers(self, num_buffers: int, shared: bool) -> RolloutBuffers:
+        """Buffers whose slots fit this rollout's unrolls."""
+        return RolloutBuffers(num_buffers, self.config.unroll_length, self.config.envs_per_actor,
+                              self.env.single_observation_space, self.policy.action_shape, self.policy.action_dtype,
+                              self.policy.initial_state(self.config.envs_per_actor), shared=shared)
+
+    @torch.no_grad()
+    def unroll(self, buffers: RolloutBuffers, slot: int, version: int) -> list[EpisodeTuple]:
+        """Step the games ``T`` times, writing one unroll into ``buffers`` slot ``slot``.
+
+        Args:
+            buffers: where the unroll goes.
+            slot: the slot to overwrite.
+            version: the learner update the policy's current weights came from.
+
+        Returns:
+            The episodes that ended during the unroll.
+        """
+        policy, unroll_length = self.policy, self.config.unroll_length
+        buffers.policy_version[slot] = version
+        for part, stored in zip(self.state, buffers.core_state):
+            stored[slot].copy_(part)
+        episodes: list[EpisodeTuple] = []
+        for t in range(unroll_length + 1):
+            map_structures(lambda dst, src: dst[slot, t].copy_(torch.as_tensor(src)), buffers.obs, self.observation)
+            buffers.reset[slot, t] = self.reset
+            buffers.previous_action[slot, t] = self.previous_action
+            buffers.previous_reward[slot, t] = self.previous_reward
+            if t == unroll_length:
+                break  # obs[T] is also obs[0] of the next unroll (the step is taken then)
+            obs_tensor = map_structure(lambda leaf: leaf[slot, t], buffers.obs)
+            output, self.state = policy.act(obs_tensor, self.previous_action, self.previous_reward, self.reset,
+                                            self.state)
+            self.observation, reward, terminated, truncated, info = self.env.step(policy.to_env_action(output.action))
+            buffers.action[slot, t] = output.action
+            buffers.behaviour_log_prob[slot, t] = output.log_prob
+            reward_tensor = torch.as_tensor(reward, dtype=torch.float32)
+            buffers.reward[slot, t] = reward_tensor
+            buffers.terminated[slot, t] = torch.as_tensor(terminated)
+            buffers.truncated[slot, t] = torch.as_tensor(truncated)
+            episodes.extend(episode_stats(info))
+            self.reset = torch.from_numpy(self.autoreset_next.copy())  # that step reset these games
+            self.autoreset_next = np.logical_or(terminated, truncated)
+            keep = ~self.reset
+            shape = (-1,) + (1,) * len(policy.action_shape)
+            self.previous_action = output.action * keep.view(shape).to(output.action.dtype)
+            self.previous_reward = reward_tensor * keep
+        return episodes
+
+    def close(self) -> None:
+        self.env.close()
