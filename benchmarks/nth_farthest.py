@@ -32,13 +32,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rmc_core import make_core
+from rmc_core.relational_memory import sonnet_linear_init_
 from rmc_core.nth_farthest import nth_farthest_batch
 
 
 class NthFarthestModel(nn.Module):
     """Core over the sequence, then the paper's answer head on its final output."""
 
-    def __init__(self, core: nn.Module, num_vectors: int, mlp_width: int = 256, mlp_layers: int = 4) -> None:
+    def __init__(self, core: nn.Module, num_vectors: int, mlp_width: int = 256, mlp_layers: int = 4,
+                 head_init: str = "sonnet") -> None:
         super().__init__()
         self.core = core
         layers: list[nn.Module] = []
@@ -48,6 +50,13 @@ class NthFarthestModel(nn.Module):
             width = mlp_width
         layers.append(nn.Linear(width, num_vectors))
         self.head = nn.Sequential(*layers)
+        if head_init == "sonnet":
+            # The reference's MLP (snt.nets.MLP) initialises like every Sonnet Linear. PyTorch's
+            # default (weights of std 1/sqrt(3 fan_in)) shrinks the signal ~6x in variance per
+            # ReLU layer, so the answer barely depends on the core's output at the start.
+            for layer in self.head:
+                if isinstance(layer, nn.Linear):
+                    sonnet_linear_init_(layer)
 
     def forward(self, inputs: Tensor) -> Tensor:
         """inputs ``[T, B, F]`` -> logits ``[B, num_vectors]``."""
@@ -93,7 +102,7 @@ def train(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     input_size = args.num_dims + 3 * args.num_vectors
-    model = NthFarthestModel(build_core(args, input_size), args.num_vectors).to(device)
+    model = NthFarthestModel(build_core(args, input_size), args.num_vectors, head_init=args.head_init).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     train_generator = torch.Generator().manual_seed(args.seed)
     num_parameters = sum(p.numel() for p in model.parameters())
@@ -189,6 +198,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-blocks", type=int, default=1)
     parser.add_argument("--gate-style", choices=["unit", "memory", "none"], default="unit")
     parser.add_argument("--attention-mlp-layers", type=int, default=2)
+    parser.add_argument("--head-init", choices=["sonnet", "torch"], default="sonnet",
+                        help="answer MLP initialisation: Sonnet's (the reference) or PyTorch's default")
     parser.add_argument("--lstm-hidden-size", type=int, default=512)
     parser.add_argument("--eval-interval", type=int, default=250, help="steps between test evaluations")
     parser.add_argument("--test-batches", type=int, default=4, help="held-out batches per evaluation")
