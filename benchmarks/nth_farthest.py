@@ -165,6 +165,8 @@ def plot(results: list[dict], png: Path) -> None:
             if config["core"] == "rmc"
             else f"h{config['lstm_hidden_size']}"
         )
+        if config["core"] == "rmc" and config.get("num_blocks", 1) > 1:
+            size += f" {config['num_blocks']} blocks"
         label = f"{config['core'].upper()} {size}, lr {config['lr']:g}, B {config['batch_size']} ({result['wall_seconds'] / 60:.0f} min)"
         axis.plot(examples, accuracy, label=label)
     config = results[0]["config"]
