@@ -27,7 +27,10 @@ caller stored there.
 
 After the core: ``Linear(hidden_size) + ReLU``, then a ``Linear`` value head and the action
 head. The core's output is the flattened memory for the RMC (as in the reference), the
-hidden state for the LSTM.
+hidden state for the LSTM. The RMC's output is layer-normalised first (``core_output_norm``,
+on by default; an addition of this agent, not of the paper): its memory is unbounded and,
+with saturated gates, grows with the episode's length, which made V-trace's bootstrapped
+values diverge.
 
 Core defaults: the paper's Box-World RMC (4 memories, 4 heads of size 256, 1 block,
 'memory' gating) is available as ``core_kwargs="rmc_boxworld_paper"``; on one CPU thread it
@@ -134,6 +137,15 @@ class ActorCritic(nn.Module):
         hidden_size: width of the vector MLPs, the LSTM/feed-forward torso and the head MLP.
         embedding_size: size of Discrete observation embeddings.
         previous_reward_transform: ``"signed_log"`` or ``"clip"`` (see the module docstring).
+        core_output_norm: layer-normalise the RMC's flattened memory before the policy and
+            value heads (RMC only; an addition of this agent, not part of the RMC). The
+            RMC's memory is not bounded: once a forget gate saturates, each step adds up to
+            one more unit, so the features grow with the episode's length. A linear value
+            of features that are larger at the next state than at this one is the textbook
+            case where bootstrapped (TD / V-trace) value learning diverges, and it did: an
+            easy Box-World run's values reached -1e5 within 100 updates (docs/results.md).
+            The normalisation keeps the heads' input at a fixed scale. False reproduces
+            the agents of checkpoints written before this option existed.
 
     Raises:
         ValueError: for an unknown core, preset or option.
@@ -151,6 +163,7 @@ class ActorCritic(nn.Module):
         hidden_size: int = 256,
         embedding_size: int = 32,
         previous_reward_transform: Literal["signed_log", "clip"] = "signed_log",
+        core_output_norm: bool = True,
     ) -> None:
         super().__init__()
         if core not in ("rmc", "lstm", "none"):
@@ -175,6 +188,7 @@ class ActorCritic(nn.Module):
         kwargs = _resolve_core_kwargs(core, core_kwargs)
 
         self.row_projections = nn.ModuleList()
+        self.core_output_norm: nn.Module = nn.Identity()  # replaced for the RMC, see the docstring
         if core == "rmc":
             row_widths = [channels + 2 for channels, _, _ in map_shapes]
             width = max(row_widths, default=0)
@@ -184,6 +198,8 @@ class ActorCritic(nn.Module):
             self.core = rmc_core.make_core("rmc", width + flat_size + extras_size, num_input_rows=num_rows, **kwargs)
             self.torso = None
             core_output_size = self.core.output_size
+            if core_output_norm:
+                self.core_output_norm = nn.LayerNorm(core_output_size)
         else:
             torso_input = sum(c * h * w for c, h, w in map_shapes) + flat_size + extras_size
             self.torso = nn.Sequential(nn.Linear(torso_input, hidden_size), nn.ReLU())
@@ -297,7 +313,7 @@ class ActorCritic(nn.Module):
             core_output, final_state = result[0].reshape(n, -1), tuple(result[1])
             if return_attention:
                 attention = result[2]
-        hidden = self.head_mlp(core_output)  # [T*B, hidden]
+        hidden = self.head_mlp(self.core_output_norm(core_output))  # [T*B, hidden]
         policy_params = self.action_head(hidden).reshape(steps, batch_size, -1)
         value = self.value_head(hidden).reshape(steps, batch_size)
         return UnrollOutput(policy_params, value, attention), final_state

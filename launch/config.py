@@ -50,6 +50,8 @@ class TrainConfig:
     """Width of the agent's hidden layers."""
     use_previous_action_reward: bool = True
     """Feed the previous action and reward to the core."""
+    core_output_norm: bool = True
+    """Layer-normalise the RMC's output before the heads (keeps bootstrapped values from diverging)."""
 
     # --- actors ------------------------------------------------------------------------
     num_actors: int = 2
@@ -213,6 +215,16 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown config keys {unknown}; valid keys are {sorted(known)}")
         return cls(**data)
+
+    @classmethod
+    def from_saved_json(cls, data: dict[str, Any]) -> TrainConfig:
+        """``from_json`` for a config stored in a run or checkpoint: fields added since it was
+        written take the value that reproduces the agent it was trained with."""
+        return cls.from_json({**_LEGACY_DEFAULTS, **data})
+
+
+_LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False}
+"""Values of fields missing from configs saved before those fields existed."""
 
 
 # --- presets -------------------------------------------------------------------------------

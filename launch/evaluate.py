@@ -64,7 +64,7 @@ def load_trained(path: str | Path, env: str | None = None, env_kwargs: dict[str,
     resolved = resolve_checkpoint(path)
     checkpoint = load_checkpoint(resolved)
     try:
-        config = TrainConfig.from_json(json.loads(checkpoint["config"]))
+        config = TrainConfig.from_saved_json(json.loads(checkpoint["config"]))
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{str(resolved)!r} holds an invalid config: {error}") from None
     if env is not None:

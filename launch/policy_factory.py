@@ -23,6 +23,7 @@ def build_policy(config: TrainConfig, observation_space: gym.Space, action_space
             encoder=config.encoder,
             use_previous_action_reward=config.use_previous_action_reward,
             hidden_size=config.hidden_size,
+            core_output_norm=config.core_output_norm,
         )
     except (ValueError, TypeError, NotImplementedError) as error:
         raise ConfigError(

@@ -123,7 +123,7 @@ class RunDir:
     def load_config(self) -> TrainConfig:
         """The run's config, validated."""
         try:
-            config = TrainConfig.from_json(json.loads(self.config_path.read_text()))
+            config = TrainConfig.from_saved_json(json.loads(self.config_path.read_text()))
         except (json.JSONDecodeError, TypeError) as error:
             raise ConfigError(f"{str(self.config_path)!r} is not a valid config: {error}") from None
         config.validate()

@@ -443,7 +443,7 @@ def record_rollout(config_json: str, model_state: dict[str, torch.Tensor], path:
     except OSError:
         pass
     torch.set_num_threads(1)
-    config = TrainConfig.from_json(json.loads(config_json))
+    config = TrainConfig.from_saved_json(json.loads(config_json))
     options = WatchOptions(record=path, episodes=1, seed=seed, deterministic=False, fps=fps, max_steps=max_steps)
     watch(config, model_state, options)
 

@@ -181,6 +181,30 @@ def test_image_cells_become_rmc_input_rows():
     assert rows.shape == (2, 9, 24 + 2 + 32 + 16 + 4)
 
 
+def test_rmc_output_is_normalised_so_values_stay_bounded_while_memory_grows():
+    # forget_bias=+inf, input_bias=+inf: every step adds tanh(update) to the memory, the
+    # saturated-gate regime in which a diverging run's memory grew by ~1 per step.
+    space, actions = OBSERVATION_SPACES["vector"], ACTION_SPACES["discrete"]
+    kwargs = {**TINY_CORES["rmc"], "forget_bias": float("inf"), "input_bias": float("inf")}
+    values = {}
+    for norm in (True, False):
+        torch.manual_seed(0)
+        policy = ActorCritic(space, actions, core="rmc", core_kwargs=kwargs, hidden_size=16, core_output_norm=norm)
+        assert isinstance(policy.core_output_norm, torch.nn.LayerNorm if norm else torch.nn.Identity)
+        steps = 200
+        obs = torch.full((steps, 1, 4), 0.5)
+        reset = torch.zeros(steps, 1, dtype=torch.bool)
+        reset[0] = True
+        out, state = policy.unroll(obs, torch.zeros(steps, 1, dtype=torch.long), torch.zeros(steps, 1), reset,
+                                   policy.initial_state(1))
+        assert state[0].abs().max() > 50  # the memory itself does grow
+        values[norm] = out.value[:, 0].detach()
+    assert (values[True][-50:] - values[True][-100:-50]).abs().max() < 0.05  # settled
+    assert (values[False][-1] - values[False][100]).abs() > 10 * (values[True][-1] - values[True][100]).abs()
+    lstm = make_policy(space, actions, "lstm")
+    assert isinstance(lstm.core_output_norm, torch.nn.Identity)  # the LSTM's output is bounded already
+
+
 def test_core_presets_and_bad_arguments():
     space, actions = OBSERVATION_SPACES["image"], ACTION_SPACES["discrete"]
     paper = ActorCritic(space, actions, core_kwargs="rmc_boxworld_paper", hidden_size=16)

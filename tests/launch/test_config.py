@@ -80,6 +80,17 @@ def test_json_round_trip() -> None:
     assert TrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
 
 
+def test_configs_saved_before_a_field_existed_rebuild_their_agent() -> None:
+    config = config_from_preset("boxworld-easy-rmc")
+    assert config.core_output_norm  # new runs normalise the RMC output
+    saved = config.to_json()
+    del saved["core_output_norm"]  # as written before the field existed
+    assert TrainConfig.from_saved_json(saved).core_output_norm is False
+    assert TrainConfig.from_saved_json(config.to_json()).core_output_norm is True
+    with pytest.raises(ConfigError, match="unknown config keys"):
+        TrainConfig.from_saved_json({**saved, "no_such_field": 1})
+
+
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_builds_its_env_and_agent(preset: str) -> None:
     from launch.train import check_config
