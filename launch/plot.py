@@ -8,7 +8,8 @@ Usage::
 Each curve is a run's ``metrics.jsonl``: ``episode_return_mean`` (``--metric return``) or
 ``success_rate`` (``--metric success``) against environment frames (``--x frames``) or
 wall-clock hours (``--x hours``). Runs are labelled with their directory name unless
-``--label`` is given once per run.
+``--label`` is given once per run. Only ``metrics.jsonl`` is read, so a run's metrics copied
+without its checkpoints (as under ``docs/runs/``) plot too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Literal
 import numpy as np
 
 from launch.config import ConfigError
-from launch.run_dir import RunDir, read_metrics
+from launch.run_dir import read_metrics
 
 METRIC_KEYS = {"return": "episode_return_mean", "success": "success_rate"}
 METRIC_LABELS = {"return": "mean episode return", "success": "success rate"}
@@ -56,7 +57,8 @@ def plot_runs(run_paths: Sequence[str | os.PathLike[str]], out: str | os.PathLik
         raise ConfigError(f"give one --label per run: {len(labels)} labels for {len(run_paths)} runs")
     curves = []
     for path in run_paths:
-        RunDir.open_existing(path)
+        if not Path(path).is_dir():
+            raise ConfigError(f"{str(path)!r} is not a directory (expected a run directory made by launch.train)")
         curves.append(curve(path, metric, x, smooth))
     if not any(len(xs) for xs, _ in curves):
         raise ConfigError(f"none of the runs has recorded {METRIC_KEYS[metric]!r} yet")

@@ -85,3 +85,17 @@ def test_plot_several_runs_to_a_png(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_cli([str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_plot_reads_metrics_copied_without_checkpoints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = make_run(tmp_path, "full", TrainConfig(env="CartPole-v1", core="none", hidden_size=8), [1.0, 2.0])
+    copied = tmp_path / "docs" / "runs" / "copied"
+    copied.mkdir(parents=True)
+    (copied / "metrics.jsonl").write_bytes(run.metrics_path.read_bytes())
+    out = tmp_path / "copied.png"
+    assert plot_cli([str(copied), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert plot_cli([str(empty), "--out", str(out)]) == 2
+    assert "no metrics.jsonl" in capsys.readouterr().err
