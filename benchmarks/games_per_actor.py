@@ -1,0 +1,81 @@
+"""Cost per environment frame of acting and of learning, by games per actor (batch size).
+
+For a preset's agent and env, times in one run, one thread, best of ``--repeats``
+interleaved repeats:
+
+- acting: one actor's ``Rollout.unroll`` (the games stepped ``T`` times with the policy
+  on the CPU, writing into a buffer slot), divided by ``T x games``;
+- learning: one ``Learner.update`` (V-trace loss, backward, optimiser step) on a batch of
+  that many unrolls, divided by ``T x batch``.
+
+Every figure is printed with its ratio to the first size given (the yardstick). Small
+batches are dominated by per-step call overhead, so this says how many games an actor
+should step together; a run on C cores costs about acting + learning microseconds of
+CPU per frame.
+
+    python benchmarks/games_per_actor.py [--preset boxworld-easy-rmc] [--sizes 8,16,32,64] [--repeats 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from agents.trajectory import Trajectory
+from launch.config import PRESETS, config_from_preset
+from launch.learner import Learner
+from launch.rollout import Rollout
+
+
+def learner_batch(rollout: Rollout) -> tuple[Trajectory, tuple[torch.Tensor, ...]]:
+    """One unroll of ``rollout`` as a learner batch and its initial core state (CPU tensors)."""
+    buffers = rollout.make_buffers(1, shared=False)
+    rollout.unroll(buffers, 0, 0)
+    trajectory, state, _ = buffers.gather([0], torch.device("cpu"))
+    return trajectory, state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="boxworld-easy-rmc", choices=sorted(PRESETS))
+    parser.add_argument("--sizes", default="8,16,32,64", help="games per actor = learner batch, comma-separated")
+    parser.add_argument("--repeats", type=int, default=4, help="interleaved repeats (the best is kept)")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    if not sizes or min(sizes) < 1 or args.repeats < 1:
+        parser.error(f"--sizes must be positive integers and --repeats >= 1 (got {args.sizes!r}, {args.repeats})")
+    torch.set_num_threads(1)
+    setups = {}
+    for size in sizes:
+        config = config_from_preset(args.preset, envs_per_actor=size, batch_size=size)
+        rollout = Rollout(config, seed=0)
+        trajectory, state = learner_batch(rollout)
+        learner = Learner(rollout.policy, config)
+        setups[size] = (rollout, rollout.make_buffers(1, shared=False), learner, trajectory, state,
+                        config.unroll_length * size)
+    acting = {size: float("inf") for size in sizes}
+    learning = {size: float("inf") for size in sizes}
+    for _ in range(args.repeats + 1):  # the first round warms up and is measured too (best wins)
+        for size, (rollout, buffers, learner, trajectory, state, frames) in setups.items():
+            start = time.perf_counter()
+            rollout.unroll(buffers, 0, 0)
+            acting[size] = min(acting[size], (time.perf_counter() - start) / frames)
+            start = time.perf_counter()
+            learner.update(trajectory, state)
+            learning[size] = min(learning[size], (time.perf_counter() - start) / frames)
+            rollout.policy.eval()  # the learner switched the shared policy to train mode
+    base = sizes[0]
+    print(f"{args.preset}: unroll {setups[base][0].config.unroll_length}, one thread, "
+          f"microseconds of CPU per frame (ratio to {base} games)")
+    for size in sizes:
+        print(f"  {size:4d} games   acting {acting[size] * 1e6:7.0f} us ({acting[base] / acting[size]:.2f}x faster)"
+              f"   learning {learning[size] * 1e6:7.0f} us ({learning[base] / learning[size]:.2f}x faster)")
+    print(json.dumps({"preset": args.preset, "acting_us_per_frame": {s: acting[s] * 1e6 for s in sizes},
+                      "learning_us_per_frame": {s: learning[s] * 1e6 for s in sizes}}))
+
+
+if __name__ == "__main__":
+    main()
