@@ -56,11 +56,12 @@ class TrainConfig:
     # --- actors ------------------------------------------------------------------------
     num_actors: int = 2
     """Number of actor processes (each steps a batch of games on the CPU)."""
-    envs_per_actor: int = 8
-    """Games stepped together by one actor."""
+    envs_per_actor: int = 32
+    """Games stepped together by one actor (a small batch is mostly per-step overhead:
+    benchmarks/games_per_actor.py)."""
     unroll_length: int = 20
     """Transitions T per unroll."""
-    batch_size: int = 16
+    batch_size: int = 32
     """Unrolls (one per game) per learner update; a multiple of envs_per_actor."""
     backend: Literal["local", "ray"] = "local"
     """Where the actors run: processes on this machine, or Ray actors spread over a Ray

@@ -49,7 +49,8 @@ class ProgressView:
         """The progress line for these numbers."""
         fraction = min(1.0, step / self.total_steps) if self.total_steps else 1.0
         filled = int(round(fraction * self.width))
-        eta = (self.total_steps - step) / steps_per_second if steps_per_second > 0 else math.inf
+        remaining = max(0, self.total_steps - step)  # the last batch may overshoot the budget
+        eta = remaining / steps_per_second if steps_per_second > 0 else (0.0 if remaining == 0 else math.inf)
         parts = [
             f"[{'#' * filled}{'.' * (self.width - filled)}]",
             f"{100 * fraction:5.1f}%",

@@ -34,4 +34,6 @@ def test_plain_lines_when_not_a_terminal_and_redraw_on_a_terminal() -> None:
 
 def test_unknown_rate_and_durations() -> None:
     assert "ETA ?" in ProgressView(10, stream=io.StringIO()).render(0, 0.0, None, None, None)
+    overshot = ProgressView(1_000, stream=io.StringIO()).render(1_280, 50.0, None, None, None)
+    assert "100.0%" in overshot and "ETA 0s" in overshot  # the last batch passed the budget
     assert [format_duration(value) for value in (5, 281, 3725, float("inf"))] == ["5s", "4m41s", "1h02m", "?"]
