@@ -25,14 +25,15 @@ import time
 import torch
 
 from agents.trajectory import Trajectory
+from launch.buffers import RolloutBuffers
 from launch.config import PRESETS, config_from_preset
 from launch.learner import Learner
 from launch.rollout import Rollout
 
 
-def learner_batch(rollout: Rollout) -> tuple[Trajectory, tuple[torch.Tensor, ...]]:
-    """One unroll of ``rollout`` as a learner batch and its initial core state (CPU tensors)."""
-    buffers = rollout.make_buffers(1, shared=False)
+def learner_batch(rollout: Rollout, buffers: RolloutBuffers) -> tuple[Trajectory, tuple[torch.Tensor, ...]]:
+    """One unroll of ``rollout`` as a learner batch and its initial core state (copies on
+    the CPU, so ``buffers`` may be written again)."""
     rollout.unroll(buffers, 0, 0)
     trajectory, state, _ = buffers.gather([0], torch.device("cpu"))
     return trajectory, state
@@ -52,10 +53,10 @@ def main() -> None:
     for size in sizes:
         config = config_from_preset(args.preset, envs_per_actor=size, batch_size=size)
         rollout = Rollout(config, seed=0)
-        trajectory, state = learner_batch(rollout)
+        buffers = rollout.make_buffers(1, shared=False)
+        trajectory, state = learner_batch(rollout, buffers)
         learner = Learner(rollout.policy, config)
-        setups[size] = (rollout, rollout.make_buffers(1, shared=False), learner, trajectory, state,
-                        config.unroll_length * size)
+        setups[size] = (rollout, buffers, learner, trajectory, state, config.unroll_length * size)
     acting = {size: float("inf") for size in sizes}
     learning = {size: float("inf") for size in sizes}
     for _ in range(args.repeats + 1):  # the first round warms up and is measured too (best wins)

@@ -57,8 +57,6 @@ def plot_runs(run_paths: Sequence[str | os.PathLike[str]], out: str | os.PathLik
         raise ConfigError(f"give one --label per run: {len(labels)} labels for {len(run_paths)} runs")
     curves = []
     for path in run_paths:
-        if not Path(path).is_dir():
-            raise ConfigError(f"{str(path)!r} is not a directory (expected a run directory made by launch.train)")
         curves.append(curve(path, metric, x, smooth))
     if not any(len(xs) for xs, _ in curves):
         raise ConfigError(f"none of the runs has recorded {METRIC_KEYS[metric]!r} yet")

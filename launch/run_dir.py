@@ -164,6 +164,8 @@ def _json_number(value: Any) -> Any:
 
 def read_metrics(run_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every complete record of a run's ``metrics.jsonl`` (a torn last line is skipped)."""
+    if not Path(run_path).is_dir():
+        raise ConfigError(f"{str(run_path)!r} is not a directory (expected a run directory made by launch.train)")
     path = Path(run_path) / METRICS_FILE
     if not path.is_file():
         raise ConfigError(f"{str(run_path)!r} is not a run directory: no {METRICS_FILE}")
