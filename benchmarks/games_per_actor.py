@@ -45,7 +45,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="8,16,32,64", help="games per actor = learner batch, comma-separated")
     parser.add_argument("--repeats", type=int, default=4, help="interleaved repeats (the best is kept)")
     args = parser.parse_args()
-    sizes = [int(size) for size in args.sizes.split(",")]
+    try:
+        sizes = [int(size) for size in args.sizes.split(",")]
+    except ValueError:
+        sizes = []
     if not sizes or min(sizes) < 1 or args.repeats < 1:
         parser.error(f"--sizes must be positive integers and --repeats >= 1 (got {args.sizes!r}, {args.repeats})")
     torch.set_num_threads(1)
