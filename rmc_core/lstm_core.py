@@ -109,11 +109,14 @@ class LSTMCore(nn.Module):
             keep = (~reset[0]).to(hidden.dtype).unsqueeze(-1)
             hidden, cell = hidden * keep, cell * keep
         pieces = []
-        for begin, end in zip(starts[:-1], starts[1:]):
+        # tensor_split, not inputs[begin:end] in the loop: each slice's backward would build a
+        # zero-filled gradient of the whole sequence, one per stretch (up to T of them).
+        stretches = torch.tensor_split(inputs, starts[1:-1]) if len(starts) > 2 else (inputs,)
+        for begin, stretch in zip(starts[:-1], stretches):
             if begin > 0:
                 keep = (~reset[begin]).to(hidden.dtype).unsqueeze(-1)  # [B, 1]
                 hidden, cell = hidden * keep, cell * keep
-            piece, (hidden, cell) = self.lstm(inputs[begin:end], (hidden.unsqueeze(0), cell.unsqueeze(0)))
+            piece, (hidden, cell) = self.lstm(stretch, (hidden.unsqueeze(0), cell.unsqueeze(0)))
             hidden, cell = hidden[0], cell[0]
             pieces.append(piece)
         outputs = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
