@@ -109,9 +109,11 @@ class LSTMCore(nn.Module):
             keep = (~reset[0]).to(hidden.dtype).unsqueeze(-1)
             hidden, cell = hidden * keep, cell * keep
         pieces = []
-        # tensor_split, not inputs[begin:end] in the loop: each slice's backward would build a
-        # zero-filled gradient of the whole sequence, one per stretch (up to T of them).
-        stretches = torch.tensor_split(inputs, starts[1:-1]) if len(starts) > 2 else (inputs,)
+        # One split, not inputs[begin:end] in the loop (nor tensor_split, which slices): each
+        # slice's backward builds a zero-filled gradient of the whole sequence, one per
+        # stretch (up to T of them); split's backward concatenates the stretches' gradients once.
+        lengths = [end - begin for begin, end in zip(starts[:-1], starts[1:])]
+        stretches = inputs.split(lengths) if len(lengths) > 1 else (inputs,)
         for begin, stretch in zip(starts[:-1], stretches):
             if begin > 0:
                 keep = (~reset[begin]).to(hidden.dtype).unsqueeze(-1)  # [B, 1]
