@@ -112,8 +112,7 @@ class RunDir:
     def open_existing(cls, path: str | os.PathLike[str]) -> RunDir:
         """An existing run; raises ConfigError when ``path`` is not one."""
         run = cls(path)
-        if not run.path.is_dir():
-            raise ConfigError(f"{str(run.path)!r} is not a directory (expected a run directory made by launch.train)")
+        _require_directory(run.path)
         if not run.config_path.is_file() or not run.checkpoint_dir.is_dir():
             raise ConfigError(
                 f"{str(run.path)!r} is not a run directory: it lacks {CONFIG_FILE} or {CHECKPOINT_DIR}/"
@@ -162,10 +161,14 @@ def _json_number(value: Any) -> Any:
     return value
 
 
+def _require_directory(path: Path) -> None:
+    if not path.is_dir():
+        raise ConfigError(f"{str(path)!r} is not a directory (expected a run directory made by launch.train)")
+
+
 def read_metrics(run_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every complete record of a run's ``metrics.jsonl`` (a torn last line is skipped)."""
-    if not Path(run_path).is_dir():
-        raise ConfigError(f"{str(run_path)!r} is not a directory (expected a run directory made by launch.train)")
+    _require_directory(Path(run_path))
     path = Path(run_path) / METRICS_FILE
     if not path.is_file():
         raise ConfigError(f"{str(run_path)!r} is not a run directory: no {METRICS_FILE}")

@@ -3,8 +3,8 @@
 Indexing a ``[T, ...]`` tensor with ``x[t]`` inside the time loop makes every step's
 backward build a zero-filled gradient of the whole sequence and add the T of them; on the
 paper-size agent that was 40-55% of a learner update. The unrolls split the time axis once
-(``unbind`` / ``tensor_split``), so their graphs hold no per-step select or slice of the
-sequence.
+(``unbind`` in the RMC, one ``split`` in the LSTM), so their graphs hold no per-step select
+or slice of the sequence.
 """
 
 from __future__ import annotations
