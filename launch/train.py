@@ -283,6 +283,8 @@ class Trainer:
                 record["success_rate"] = float(np.mean(values))
             else:
                 record[name + "_mean"] = float(np.mean(values))
+                if name == "grad_norm":  # a single large update can start a collapse; the mean hides it
+                    record["grad_norm_max"] = float(np.max(values))
         if metrics is not None:
             metrics.write(record)
         if progress is not None:
