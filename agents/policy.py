@@ -30,7 +30,9 @@ head. The core's output is the flattened memory for the RMC (as in the reference
 hidden state for the LSTM. The RMC's output is layer-normalised first (``core_output_norm``,
 on by default; an addition of this agent, not of the paper): its memory is unbounded and,
 with saturated gates, grows with the episode's length, which made V-trace's bootstrapped
-values diverge.
+values diverge. The RMC's gates read the *mean* of its projected input rows
+(``rmc_gate_input_pooling="mean"``, the default; the reference flattens all rows into one
+wide Linear): see ``rmc_gate_input_pooling`` below for why.
 
 Core defaults: the paper's Box-World RMC (4 memories, 4 heads of size 256, 1 block,
 'memory' gating) is available as ``core_kwargs="rmc_boxworld_paper"``; on one CPU thread it
@@ -146,6 +148,17 @@ class ActorCritic(nn.Module):
             easy Box-World run's values reached -1e5 within 100 updates (docs/results.md).
             The normalisation keeps the heads' input at a fixed scale. False reproduces
             the agents of checkpoints written before this option existed.
+        rmc_gate_input_pooling: how the RMC's input and forget gates read the input rows
+            (RMC only; ``core_kwargs["gate_input_pooling"]`` wins when given). ``"mean"``
+            (default; not the reference): one Linear over the mean projected row.
+            ``"flatten"`` (the reference): one Linear over all rows concatenated, which for
+            the 49 cells of easy Box-World is 3,136 inputs per gate. Adam moves every weight
+            by about the learning rate per step, so such a wide gate's logit moves about 20x
+            faster than the mean-pooled one (measured in ``tests/agents/test_policy.py``); in
+            training the flattened gates sat at logits of 4-10 and, once, swung to input and forget
+            gates of 0.000 and 0.002: the memory went to zero, the agent went blind and its
+            training success fell from about 0.7 to 0.1 (docs/results.md, session 7). ``"flatten"``
+            reproduces the agents of checkpoints written before this option existed.
 
     Raises:
         ValueError: for an unknown core, preset or option.
@@ -164,6 +177,7 @@ class ActorCritic(nn.Module):
         embedding_size: int = 32,
         previous_reward_transform: Literal["signed_log", "clip"] = "signed_log",
         core_output_norm: bool = True,
+        rmc_gate_input_pooling: Literal["flatten", "mean"] = "mean",
     ) -> None:
         super().__init__()
         if core not in ("rmc", "lstm", "none"):
@@ -172,6 +186,8 @@ class ActorCritic(nn.Module):
             raise ValueError(
                 f"previous_reward_transform must be 'signed_log' or 'clip', got {previous_reward_transform!r}"
             )
+        if rmc_gate_input_pooling not in ("flatten", "mean"):
+            raise ValueError(f"rmc_gate_input_pooling must be 'flatten' or 'mean', got {rmc_gate_input_pooling!r}")
         if hidden_size < 1:
             raise ValueError(f"hidden_size must be >= 1, got {hidden_size}")
         self.observation_space = observation_space
@@ -195,6 +211,7 @@ class ActorCritic(nn.Module):
             for row_width in row_widths:  # cells of maps with fewer channels are projected up
                 self.row_projections.append(nn.Identity() if row_width == width else nn.Linear(row_width, width))
             num_rows = sum(h * w for _, h, w in map_shapes) or 1
+            kwargs.setdefault("gate_input_pooling", rmc_gate_input_pooling)
             self.core = rmc_core.make_core("rmc", width + flat_size + extras_size, num_input_rows=num_rows, **kwargs)
             self.torso = None
             core_output_size = self.core.output_size

@@ -52,6 +52,9 @@ class TrainConfig:
     """Feed the previous action and reward to the core."""
     core_output_norm: bool = True
     """Layer-normalise the RMC's output before the heads (keeps bootstrapped values from diverging)."""
+    rmc_gate_input_pooling: Literal["flatten", "mean"] = "mean"
+    """How the RMC's gates read its input rows: 'mean' (one Linear over the mean row; keeps Adam
+    from swinging the gates shut) or 'flatten' (the reference: one Linear over all rows)."""
 
     # --- actors ------------------------------------------------------------------------
     num_actors: int = 2
@@ -224,7 +227,7 @@ class TrainConfig:
         return cls.from_json({**_LEGACY_DEFAULTS, **data})
 
 
-_LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False}
+_LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_pooling": "flatten"}
 """Values of fields missing from configs saved before those fields existed."""
 
 

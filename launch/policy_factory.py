@@ -24,6 +24,7 @@ def build_policy(config: TrainConfig, observation_space: gym.Space, action_space
             use_previous_action_reward=config.use_previous_action_reward,
             hidden_size=config.hidden_size,
             core_output_norm=config.core_output_norm,
+            rmc_gate_input_pooling=config.rmc_gate_input_pooling,
         )
     except (ValueError, TypeError, NotImplementedError) as error:
         raise ConfigError(

@@ -43,7 +43,11 @@ All of these are exact rewrites (equal up to float rounding); the tests check th
 the reference's step written out literally.
 * ``gate_input_pooling="mean"`` is an optional, non-reference alternative for many input
   rows: the gate's input Linear then reads the mean of the projected rows (width ``D``)
-  instead of all of them flattened (width ``R * D``, the reference, and the default).
+  instead of all of them flattened (width ``R * D``, the reference, and the default). With
+  Adam, every weight of the wide flattened Linear moves by about the learning rate per step,
+  so its gate logits move many times faster than the mean-pooled ones (about 20x for 56
+  rows of 64 in ``tests/agents/test_policy.py``); the RL agent
+  (``agents.ActorCritic``) uses "mean" for that reason (docs/results.md, session 7).
 """
 
 from __future__ import annotations
@@ -102,8 +106,8 @@ class RelationalMemory(nn.Module):
             for the cells of a 12x12 feature map). Sizes the gate's input Linear.
         gate_input_pooling: How the R projected input rows feed the gates: ``"flatten"``
             (the reference: one Linear over all ``R * mem_size`` values) or ``"mean"``
-            (not in the reference: a Linear over their mean, for very many rows with unit
-            gating). Irrelevant when ``num_input_rows == 1``.
+            (not in the reference: a Linear over their mean; steadier under Adam, see the
+            module docstring). Irrelevant when ``num_input_rows == 1``.
 
     Raises:
         ValueError: A size is < 1, or gate_style / gate_input_pooling is unknown.

@@ -205,6 +205,52 @@ def test_rmc_output_is_normalised_so_values_stay_bounded_while_memory_grows():
     assert isinstance(lstm.core_output_norm, torch.nn.Identity)  # the LSTM's output is bounded already
 
 
+def _input_gate_logits(policy: ActorCritic, image: torch.Tensor) -> torch.Tensor:
+    """The input-gate logit (input part, before the memory part and the bias) of each image."""
+    no_extras = torch.zeros(image.shape[0], policy.action_head.encoded_action_size + 1)
+    projected = policy.core.input_projection(policy._core_input(image, no_extras))  # [B, R, D]
+    pooled = projected.mean(1) if policy.core.gate_input_pooling == "mean" else projected.flatten(1)
+    return policy.core.gate_input(pooled)[:, 0]
+
+
+def test_adam_cannot_swing_the_default_agents_rmc_gates_shut():
+    # Box-World-sized boards (10 x 9 pixels with the held-key row: 7 x 8 = 56 input rows after
+    # the two 2x2 convolutions). Ten Adam steps at the presets' learning rate push the input
+    # gate's logit down as hard as they can: with the reference's flattened gate input (one
+    # Linear over 56 x 64 values) the logit moves many times further than with the agent's
+    # mean-pooled one, which is how a run's gates once went to 0 and blinded the agent.
+    space, actions = gym.spaces.Box(0, 255, (10, 9, 3), np.uint8), gym.spaces.Discrete(4)
+    image = sample_batch(space, (64,), seed=0)
+    moved = {}
+    for pooling in ("mean", "flatten"):
+        torch.manual_seed(0)
+        policy = ActorCritic(space, actions, core_kwargs={"mem_slots": 2, "head_size": 32, "num_heads": 2,
+                                                          "gate_style": "memory"},
+                             hidden_size=32, rmc_gate_input_pooling=pooling)
+        rows = policy.core.num_input_rows
+        assert policy.core.gate_input.in_features == (64 if pooling == "mean" else rows * 64)
+        optimiser = torch.optim.Adam(policy.parameters(), lr=3e-4)
+        before = _input_gate_logits(policy, image).detach()
+        for _ in range(10):
+            optimiser.zero_grad()
+            _input_gate_logits(policy, image).mean().backward()
+            optimiser.step()
+        moved[pooling] = (before - _input_gate_logits(policy, image).detach()).mean().item()
+    assert 0 < moved["mean"] < 0.25
+    assert moved["flatten"] > 4 * moved["mean"]
+
+
+def test_rmc_gate_pooling_defaults_to_mean_and_core_kwargs_win():
+    space, actions = OBSERVATION_SPACES["image"], ACTION_SPACES["discrete"]
+    assert make_policy(space, actions, "rmc").core.gate_input_pooling == "mean"
+    assert make_policy(space, actions, "rmc", rmc_gate_input_pooling="flatten").core.gate_input_pooling == "flatten"
+    explicit = ActorCritic(space, actions, core_kwargs={**TINY_CORES["rmc"], "gate_input_pooling": "flatten"},
+                           hidden_size=16)
+    assert explicit.core.gate_input_pooling == "flatten"
+    with pytest.raises(ValueError, match="rmc_gate_input_pooling must be 'flatten' or 'mean', got 'max'"):
+        make_policy(space, actions, "rmc", rmc_gate_input_pooling="max")
+
+
 def test_core_presets_and_bad_arguments():
     space, actions = OBSERVATION_SPACES["image"], ACTION_SPACES["discrete"]
     paper = ActorCritic(space, actions, core_kwargs="rmc_boxworld_paper", hidden_size=16)

@@ -87,6 +87,9 @@ def test_configs_saved_before_a_field_existed_rebuild_their_agent() -> None:
     del saved["core_output_norm"]  # as written before the field existed
     assert TrainConfig.from_saved_json(saved).core_output_norm is False
     assert TrainConfig.from_saved_json(config.to_json()).core_output_norm is True
+    assert config.rmc_gate_input_pooling == "mean"
+    del saved["rmc_gate_input_pooling"]
+    assert TrainConfig.from_saved_json(saved).rmc_gate_input_pooling == "flatten"
     with pytest.raises(ConfigError, match="unknown config keys"):
         TrainConfig.from_saved_json({**saved, "no_such_field": 1})
 
