@@ -206,11 +206,12 @@ def test_rmc_output_is_normalised_so_values_stay_bounded_while_memory_grows():
 
 
 def _input_gate_logits(policy: ActorCritic, image: torch.Tensor) -> torch.Tensor:
-    """The input-gate logit (input part, before the memory part and the bias) of each image."""
+    """The input-gate logit (input part, before the memory part and the bias) of each image,
+    through the core's own input encoding (the code path training uses)."""
     no_extras = torch.zeros(image.shape[0], policy.action_head.encoded_action_size + 1)
-    projected = policy.core.input_projection(policy._core_input(image, no_extras))  # [B, R, D]
-    pooled = projected.mean(1) if policy.core.gate_input_pooling == "mean" else projected.flatten(1)
-    return policy.core.gate_input(pooled)[:, 0]
+    rows = policy._core_input(image, no_extras)  # [B, R, F]
+    _, _, gate_from_input = policy.core._encode_inputs(rows, policy.core._low_rank_factors(False))  # [B, 2]
+    return gate_from_input[:, 0]
 
 
 def test_adam_cannot_swing_the_default_agents_rmc_gates_shut():
