@@ -134,7 +134,8 @@ class TrainConfig:
     """Number of most recent checkpoints kept."""
     record_interval_s: float | None = None
     """Seconds between short recorded rollouts of the current policy, written to
-    RUN_DIR/videos/step_<N>.gif (and wandb) by a low-priority child process; off when unset."""
+    RUN_DIR/videos/step_<N>.gif (and wandb) by a low-priority child process, plus one of the
+    final weights when the run ends normally (its steps done or its time limit); off when unset."""
     record_max_steps: int = 200
     """Steps of each recorded rollout (its episode is cut there)."""
     actor_timeout_s: float = 120.0

@@ -5,7 +5,9 @@ to a spawned child process, which plays one episode (cut at ``record_max_steps``
 ``launch.watch`` and writes ``RUN_DIR/videos/step_<N>.gif``. The child runs at a lower
 CPU priority (``nice`` 10) on one thread; the learner only copies the weights and checks
 on the child between updates. While one recording is still running the next one is
-skipped. Finished recordings are logged to the run's log and, when enabled, to wandb.
+skipped. A run that ends normally (all its steps, or its time limit) also records its final
+weights, so even a run shorter than one interval leaves a video of what it learned. Finished
+recordings are logged to the run's log and, when enabled, to wandb.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class RolloutRecorder:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._path: Path | None = None
         self._last_start: float | None = None  # the clock starts at the first ``due`` check
+        self._last_step: int | None = None  # the step of the latest recording started
         self.recorded: list[Path] = []
 
     def due(self, now: float) -> bool:
@@ -76,6 +79,7 @@ class RolloutRecorder:
             return False
         self.directory.mkdir(parents=True, exist_ok=True)
         self._path = self.directory / f"step_{step:012d}.gif"
+        self._last_step = step
         weights = {name: value.detach().to("cpu", copy=True) for name, value in model_state.items()}
         self._process = self._context.Process(
             target=_record_in_child,
@@ -86,6 +90,19 @@ class RolloutRecorder:
         )
         self._process.start()
         return True
+
+    def record_final(self, step: int, model_state: dict[str, torch.Tensor], timeout_s: float = 60.0) -> None:
+        """Records the final weights at ``step`` (unless that step is already recorded) and waits.
+
+        A recording still running is first given ``timeout_s`` to finish; the final one gets
+        the same in ``close``, which this calls.
+        """
+        if self._process is not None:
+            self._process.join(timeout_s)
+            self.poll(step)
+        if self._process is None and self._last_step != step:
+            self.start(step, model_state)
+        self.close(step, timeout_s)
 
     def poll(self, step: int) -> None:
         """Collects a finished recording: logs it (and sends it to wandb)."""

@@ -384,6 +384,9 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
         trainer.run_loop(learn=True, duration_s=config.time_limit_s, metrics=metrics, progress=progress,
                          recorder=recorder)
         path = trainer.save()
+        if recorder is not None and trainer.stop_reason is None:
+            trainer.close()  # the actors are done: the final recording has the CPU to itself
+            recorder.record_final(trainer.counters.step, trainer.policy.state_dict())
         if trainer.stop_reason is None and trainer.counters.step < config.total_steps:
             log(f"time limit of {config.time_limit_s:g} s reached at step {trainer.counters.step:,}; "
                 f"final checkpoint {path}; continue with --resume {run.path}")

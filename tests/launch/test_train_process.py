@@ -53,6 +53,7 @@ def test_smoke_run_records_rollouts_into_the_run_directory(smoke_run: Path) -> N
 
     videos = sorted((smoke_run / "videos").glob("step_*.gif"))
     assert videos, "no rollout was recorded"
+    assert videos[-1].name == "step_000000001600.gif"  # the final weights are always recorded
     assert all(2 <= imageio.imread(path, index=None).shape[0] <= 11 for path in videos)  # <= 10 steps + the end
     assert (smoke_run / "logs" / "train.log").read_text().count("recorded a rollout") == len(videos)
     assert list((smoke_run / "wandb").glob("offline-run-*/files/media/videos/rollout_*.gif"))
