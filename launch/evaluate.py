@@ -110,8 +110,10 @@ def wilson_interval(successes: float, count: int) -> tuple[float, float]:
     return (low, high)
 
 
-def summarise(returns: list[float], lengths: list[int], successes: list[float]) -> dict[str, Any]:
-    """Mean return with a 95% CI, mean length, success rate with a Wilson 95% CI."""
+def summarise(returns: list[float], lengths: list[int], successes: list[float],
+              truncations: list[bool] | None = None) -> dict[str, Any]:
+    """Mean return with a 95% CI, mean length, success rate with a Wilson 95% CI, and the
+    share of episodes cut by truncation (the step limit) rather than ended by the game."""
     values = np.asarray(returns, dtype=np.float64)
     count = len(values)
     std = float(values.std(ddof=1)) if count > 1 else 0.0
@@ -124,6 +126,7 @@ def summarise(returns: list[float], lengths: list[int], successes: list[float]) 
         "mean_length": float(np.mean(lengths)),
         "success_rate": None,
         "success_ci95": None,
+        "truncated_rate": float(np.mean(truncations)) if truncations else None,
     }
     if successes:
         summary["success_rate"] = float(np.mean(successes))
@@ -156,6 +159,7 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
     returns: list[float] = []
     lengths: list[int] = []
     successes: list[float] = []
+    truncations: list[bool] = []
     done_count = np.zeros(num_envs, dtype=np.int64)
     observation, _ = env.reset(seed=seed)
     if policy is not None:
@@ -179,6 +183,7 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
                     done_count[index] += 1
                     returns.append(episode_return)
                     lengths.append(length)
+                    truncations.append(bool(truncated[index] and not terminated[index]))
                     if success is not None:
                         successes.append(success)
             if policy is not None:
@@ -190,7 +195,7 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
             autoreset_next = np.logical_or(terminated, truncated)
     finally:
         env.close()
-    summary = summarise(returns, lengths, successes)
+    summary = summarise(returns, lengths, successes, truncations)
     summary["returns"] = returns
     return summary
 
@@ -242,6 +247,7 @@ def cli(argv: list[str] | None = None) -> int:
     if summary["success_rate"] is not None:
         low, high = summary["success_ci95"]
         print(f"success rate {100 * summary['success_rate']:.1f}% (95% CI {100 * low:.1f}% .. {100 * high:.1f}%)")
+    print(f"cut at the step limit (truncated, not ended by the game): {100 * summary['truncated_rate']:.1f}% of episodes")
     summary.pop("returns")
     print(json.dumps({"env": config.env, "policy": "random" if args.random else str(args.checkpoint),
                       "deterministic": args.deterministic, "seed": args.seed, **summary}))

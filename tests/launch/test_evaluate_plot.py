@@ -38,7 +38,8 @@ def test_summary_statistics() -> None:
     summary = summarise([1.0, 2.0, 3.0, 4.0], [1, 2, 3, 4], [1.0, 0.0, 1.0, 1.0])
     half = 1.959963984540054 * math.sqrt(5 / 3) / 2
     assert summary["mean_return"] == 2.5 and summary["return_ci95"] == pytest.approx([2.5 - half, 2.5 + half])
-    assert summary["success_rate"] == 0.75
+    assert summary["success_rate"] == 0.75 and summary["truncated_rate"] is None
+    assert summarise([1.0, 2.0], [5, 9], [], [True, False])["truncated_rate"] == 0.5
     low, high = wilson_interval(3, 4)
     assert 0.2 < low < 0.75 < high < 1.0
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
@@ -54,6 +55,9 @@ def test_evaluate_a_boxworld_checkpoint(tmp_path: Path, capsys: pytest.CaptureFi
     assert result["episodes"] == 7 and result["success_rate"] is not None
     assert 0.0 <= result["success_ci95"][0] <= result["success_rate"] <= result["success_ci95"][1] <= 1.0
     assert result["mean_length"] <= 20
+    # easy Box-World has no distractors: an episode either collects the gem or runs out of steps
+    assert result["truncated_rate"] == pytest.approx(1 - result["success_rate"])
+    assert "cut at the step limit" in output[2]
     assert "success rate" in output[1]
     # deterministic evaluation with the same seed gives the same numbers
     assert evaluate_cli(["--checkpoint", str(run.path), "--episodes", "4", "--deterministic", "--seed", "3"]) == 0
@@ -67,6 +71,7 @@ def test_random_baseline_and_bad_input(capsys: pytest.CaptureFixture[str], tmp_p
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["policy"] == "random" and result["episodes"] == 5 and result["success_rate"] is None
     assert 5 <= result["mean_return"] <= 200
+    assert result["truncated_rate"] == 0.0  # a random CartPole pole falls long before 500 steps
     assert evaluate_cli(["--checkpoint", str(tmp_path), "--episodes", "5"]) == 2
     assert "holds no checkpoint" in capsys.readouterr().err
     assert evaluate_cli(["--random", "--episodes", "5"]) == 2
