@@ -250,12 +250,14 @@ _LSTM_SMALL = {"hidden_size": 128}
 _OPTIMISER = {"optimizer": "adam", "loss_reduction": "mean", "lr_schedule": "constant"}
 
 _TASKS: dict[str, dict[str, Any]] = {
-    # 32 games per actor: acting with the small RMC costs 250-440 us of CPU a frame at 8 games
-    # but ~90 at 32 (per-step call overhead dominates a small batch; benchmarks/games_per_actor.py),
-    # which gave 1.6x the frames in 20 minutes on 2 cores (docs/results.md).
-    "boxworld-easy": {"env": "rmc/BoxWorldEasy-v0", "unroll_length": 20, "envs_per_actor": 32, "batch_size": 32,
-                      "entropy_cost": 0.005, "learning_rate": 3e-4, "total_steps": 10_000_000, "hidden_size": 128,
-                      **_OPTIMISER},
+    # 64 games per actor and batch 64: acting with the small RMC costs 250-440 us of CPU a frame
+    # at 8 games, ~90 at 32 and ~60 at 64 (per-step call overhead dominates a small batch;
+    # benchmarks/games_per_actor.py), about 11 M frames in 20 minutes on 2 cores. The learning
+    # rate falls linearly to 0 at 11 M steps: at a constant rate the 64-game run collapsed in its
+    # last minute, and late collapses decided many 20-minute runs (docs/results.md, session 8).
+    "boxworld-easy": {"env": "rmc/BoxWorldEasy-v0", "unroll_length": 20, "envs_per_actor": 64, "batch_size": 64,
+                      "entropy_cost": 0.005, "learning_rate": 3e-4, "total_steps": 11_000_000, "hidden_size": 128,
+                      **_OPTIMISER, "lr_schedule": "linear"},
     "boxworld": {"env": "rmc/BoxWorld-v0", "unroll_length": 40, "batch_size": 32, "envs_per_actor": 16,
                  "entropy_cost": 0.005, "learning_rate": 2e-4, "total_steps": 100_000_000, **_OPTIMISER},
     "boxworld-viewport": {"env": "rmc/BoxWorldViewport-v0", "unroll_length": 40, "batch_size": 32,
