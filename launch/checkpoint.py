@@ -9,7 +9,8 @@ file cannot run code.
 Saving writes ``checkpoint_<step>.pt`` through a temporary file in the same folder,
 flushed and fsynced before ``os.replace``: a kill at any moment leaves either the previous
 checkpoints alone or the new one complete. Temporary files start with a dot and are
-never taken for checkpoints.
+never taken for checkpoints. ``best.pt`` (the run's best policy so far, same format) is
+written the same way; it is neither pruned nor taken for the latest checkpoint.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import torch
 from launch.run_dir import fsync_directory
 
 _NAME = re.compile(r"^checkpoint_(\d+)\.pt$")
+BEST_CHECKPOINT = "best.pt"
+"""The policy with the best training score so far (``TrainConfig.best_window_episodes``)."""
 
 
 class CheckpointError(RuntimeError):
@@ -52,14 +55,9 @@ def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:
     return paths[-1] if paths else None
 
 
-def save_checkpoint(directory: str | os.PathLike[str], step: int, payload: dict[str, Any], keep: int) -> Path:
-    """Atomically write ``payload`` as the checkpoint of ``step`` and keep the newest ``keep``."""
-    if keep < 1:
-        raise ValueError(f"keep must be >= 1, got {keep}")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    final = checkpoint_path(directory, step)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{final.name}.", suffix=".tmp")
+def _write_atomically(final: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary file beside ``final``, fsync, then ``os.replace``."""
+    handle, temporary = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
             torch.save(payload, stream)
@@ -69,17 +67,42 @@ def save_checkpoint(directory: str | os.PathLike[str], step: int, payload: dict[
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    fsync_directory(directory)
+    fsync_directory(final.parent)
+
+
+def save_checkpoint(directory: str | os.PathLike[str], step: int, payload: dict[str, Any], keep: int) -> Path:
+    """Atomically write ``payload`` as the checkpoint of ``step`` and keep the newest ``keep``."""
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = checkpoint_path(directory, step)
+    _write_atomically(final, payload)
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return final
+
+
+def save_best_checkpoint(directory: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
+    """Atomically replace ``directory/best.pt`` (never pruned, never taken for the latest)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / BEST_CHECKPOINT
+    _write_atomically(final, payload)
+    return final
+
+
+def best_checkpoint(directory: str | os.PathLike[str]) -> Path | None:
+    """``directory/best.pt`` when a run saved one."""
+    path = Path(directory) / BEST_CHECKPOINT
+    return path if path.is_file() else None
 
 
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> None:
     """Delete temporary files left by a save that was killed."""
     directory = Path(directory)
     if directory.is_dir():
-        for path in directory.glob(".checkpoint_*.tmp"):
+        for path in [*directory.glob(".checkpoint_*.tmp"), *directory.glob(f".{BEST_CHECKPOINT}.*.tmp")]:
             path.unlink(missing_ok=True)
 
 

@@ -132,6 +132,11 @@ class TrainConfig:
     """Seconds between periodic checkpoints."""
     keep_checkpoints: int = 3
     """Number of most recent checkpoints kept."""
+    best_window_episodes: int = 500
+    """Training episodes whose mean success (or mean return, for envs that report no success)
+    scores the policy; whenever the score of the latest window beats every earlier one, the
+    run saves RUN_DIR/checkpoints/best.pt (``launch.evaluate --best`` reads it), so a late
+    collapse cannot take the run's best policy with it. 0 turns it off."""
     record_interval_s: float | None = None
     """Seconds between short recorded rollouts of the current policy, written to
     RUN_DIR/videos/step_<N>.gif (and wandb) by a low-priority child process, plus one of the
@@ -168,6 +173,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         if self.learner_threads < 0:
             raise ConfigError(f"learner_threads must be >= 0, got {self.learner_threads}")
+        if not isinstance(self.best_window_episodes, int) or self.best_window_episodes < 0:
+            raise ConfigError(f"best_window_episodes must be an integer >= 0, got {self.best_window_episodes!r}")
         if self.max_actor_restarts < 0:
             raise ConfigError(f"max_actor_restarts must be >= 0, got {self.max_actor_restarts}")
         if self.batch_size % self.envs_per_actor:
@@ -416,7 +423,8 @@ def parse_train_args(
 
 RESUME_OVERRIDABLE = frozenset({
     "backend", "ray_address", "ray_max_inflight", "ray_actor_cpus",
-    "total_steps", "time_limit_s", "num_actors", "log_interval_s", "checkpoint_interval_s", "keep_checkpoints", "actor_timeout_s",
+    "total_steps", "time_limit_s", "num_actors", "log_interval_s", "checkpoint_interval_s", "keep_checkpoints",
+    "best_window_episodes", "actor_timeout_s",
     "max_actor_restarts", "wandb", "wandb_mode", "wandb_project", "device", "record_interval_s", "record_max_steps",
 })
 """Fields a ``--resume`` may change: how long and how the run goes on, not what it learns."""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from launch.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from launch.checkpoint import BEST_CHECKPOINT, CheckpointError, best_checkpoint, latest_checkpoint, load_checkpoint
 from launch.config import ConfigError, TrainConfig
 from launch.env_factory import EnvConfigError, episode_stats, make_vector_env
 
@@ -36,9 +36,23 @@ if TYPE_CHECKING:
 Z_95 = 1.959963984540054
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or the latest checkpoint of a run directory."""
+def resolve_checkpoint(path: str | Path, best: bool = False) -> Path:
+    """A checkpoint file, or a run directory's latest checkpoint (its ``best.pt`` with ``best``).
+
+    Raises:
+        CheckpointError: no such checkpoint.
+    """
     path = Path(path)
+    if best:
+        if not path.is_dir():
+            raise CheckpointError(f"--best needs a run directory, got {str(path)!r}")
+        found = best_checkpoint(path / "checkpoints")
+        if found is None:
+            raise CheckpointError(
+                f"{str(path)!r} has no checkpoints/{BEST_CHECKPOINT}: the run saw fewer training episodes than its "
+                "best_window_episodes, turned it off (0), or was made before best checkpoints existed"
+            )
+        return found
     if path.is_dir():
         found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
         if found is None:
@@ -48,11 +62,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_trained(path: str | Path, env: str | None = None, env_kwargs: dict[str, Any] | None = None,
-                 env_package: list[str] | None = None) -> tuple[TrainConfig, dict[str, torch.Tensor]]:
+                 env_package: list[str] | None = None,
+                 best: bool = False) -> tuple[TrainConfig, dict[str, torch.Tensor]]:
     """The config and model weights of a checkpoint file or run directory (its latest).
 
     Args:
         path: a checkpoint file or a run directory.
+        best: take the run directory's best policy (``checkpoints/best.pt``) instead of its latest.
         env: play this env id instead of the checkpoint's (its spaces must match).
         env_kwargs: env kwargs instead of the checkpoint's.
         env_package: modules to import, in addition to the checkpoint's, that register envs.
@@ -61,7 +77,7 @@ def load_trained(path: str | Path, env: str | None = None, env_kwargs: dict[str,
         CheckpointError: the file is missing, unreadable or not a launch.train checkpoint.
         ConfigError: the checkpoint's config is not a valid TrainConfig.
     """
-    resolved = resolve_checkpoint(path)
+    resolved = resolve_checkpoint(path, best)
     checkpoint = load_checkpoint(resolved)
     try:
         config = TrainConfig.from_saved_json(json.loads(checkpoint["config"]))
@@ -206,6 +222,9 @@ def cli(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", metavar="PATH", help="a checkpoint file, or a run directory (its latest)")
     source.add_argument("--random", action="store_true", help="a uniformly random policy (needs --env)")
+    parser.add_argument("--best", action="store_true",
+                        help="with a run directory: its best policy (checkpoints/best.pt, chosen by the mean training "
+                             "success or return of its best_window_episodes) instead of its latest checkpoint")
     parser.add_argument("--env", help="env id (default: the checkpoint's; required with --random)")
     parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
                         help="env kwargs as a JSON object (default: the checkpoint's)")
@@ -227,6 +246,8 @@ def cli(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
         model_state = None
+        if args.best and args.random:
+            raise ConfigError("--best reads a run directory's best checkpoint; it cannot be combined with --random")
         if args.random:
             if args.env is None:
                 raise ConfigError("--random needs --env ID")
@@ -236,7 +257,8 @@ def cli(argv: list[str] | None = None) -> int:
             if args.env_package:
                 config.env_package = list(args.env_package)
         else:
-            config, model_state = load_trained(args.checkpoint, args.env, args.env_kwargs, args.env_package)
+            config, model_state = load_trained(args.checkpoint, args.env, args.env_kwargs, args.env_package,
+                                              args.best)
         summary = evaluate(config, model_state, args.episodes, args.num_envs, args.deterministic, args.seed)
     except (ConfigError, EnvConfigError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -250,6 +272,7 @@ def cli(argv: list[str] | None = None) -> int:
     print(f"cut at the step limit (truncated, not ended by the game): {100 * summary['truncated_rate']:.1f}% of episodes")
     summary.pop("returns")
     print(json.dumps({"env": config.env, "policy": "random" if args.random else str(args.checkpoint),
+                      "best": args.best,
                       "deterministic": args.deterministic, "seed": args.seed, **summary}))
     return 0
 

@@ -11,7 +11,8 @@ Order of start-up: the config is checked, the env and agent are built once on th
 validate them, and only then is the run directory written. The actor processes are
 started with the "spawn" context before the learner touches CUDA (a spawned child never
 inherits the parent's CUDA state). Stop a run with Ctrl-C or SIGTERM: the learner saves
-a final checkpoint, stops every actor and exits 0. With ``--backend ray`` the actors are
+a final checkpoint, stops every actor and exits 0. Besides the periodic checkpoints the
+run keeps its best policy so far in ``checkpoints/best.pt`` (``launch.best_policy``). With ``--backend ray`` the actors are
 Ray actors (``launch.ray_pool``, docs/ray.md); the training loop is the same.
 """
 
@@ -32,14 +33,17 @@ import numpy as np
 import torch
 
 from launch.actor_pool import ActorFailure, ActorPool, EpisodeRecord
+from launch.best_policy import BestTracker
 from launch.buffers import RolloutBuffers, buffers_per_actor
 from launch.checkpoint import (
+    BEST_CHECKPOINT,
     CheckpointError,
     capture_rng_state,
     latest_checkpoint,
     load_checkpoint,
     remove_stale_temporaries,
     restore_rng_state,
+    save_best_checkpoint,
     save_checkpoint,
 )
 from launch.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, parse_train_args
@@ -69,6 +73,8 @@ class Counters:
     elapsed_s: float = 0.0
     actor_generation: int = 0
     actor_restarts: int = 0
+    best_score: float | None = None
+    best_step: int = 0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -154,6 +160,7 @@ class Trainer:
         self.learner: Learner | None = None
         self.recent_returns: collections.deque[float] = collections.deque(maxlen=100)
         self.recent_successes: collections.deque[float] = collections.deque(maxlen=100)
+        self.best = BestTracker(config.best_window_episodes, self.counters.best_score)
         self.last_checkpoint: str | None = None
 
     def start(self) -> None:
@@ -193,10 +200,19 @@ class Trainer:
         self.last_checkpoint = str(path)
         return self.last_checkpoint
 
+    def save_if_best(self) -> None:
+        """Save ``checkpoints/best.pt`` when the latest training window beats every earlier one."""
+        score = self.best.new_best()
+        if score is None or self.run is None:
+            return
+        self.counters.best_score, self.counters.best_step = score, self.counters.step
+        save_best_checkpoint(self.run.checkpoint_dir, self.checkpoint_payload())
+
     def _record_episodes(self, episodes: list[EpisodeRecord], interval: dict[str, list[float]]) -> None:
         for episode in episodes:
             self.counters.episodes += 1
             self.recent_returns.append(episode.return_)
+            self.best.add(episode.return_, episode.success)
             interval["episode_return"].append(episode.return_)
             interval["episode_length"].append(float(episode.length))
             if episode.success is not None:
@@ -249,6 +265,8 @@ class Trainer:
                 counters.step += config.steps_per_update
             now = time.monotonic()
             if now - last_log >= config.log_interval_s:
+                if learn:
+                    self.save_if_best()
                 self._log(metrics, progress, interval, (counters.step - step_at_log) / (now - last_log))
                 last_log, step_at_log = now, counters.step
                 interval = collections.defaultdict(list)
@@ -260,6 +278,8 @@ class Trainer:
                 if recorder.due(now):
                     recorder.start(counters.step, self.policy.state_dict())
         now = time.monotonic()
+        if learn:
+            self.save_if_best()
         if counters.step > step_at_log:
             self._log(metrics, progress, interval, (counters.step - step_at_log) / max(now - last_log, 1e-9))
 
@@ -272,6 +292,8 @@ class Trainer:
             "episodes_in_interval": len(interval.get("episode_return", [])),
             "actor_restarts": self.pool.restarts,
         }
+        if counters.best_score is not None:
+            record["best_score"] = counters.best_score
         for name, values in interval.items():
             if not values:
                 continue
@@ -395,6 +417,11 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
                 f"continue with --resume {run.path}")
         else:
             log(f"finished {trainer.counters.step:,} steps; final checkpoint {path}")
+        if trainer.counters.best_score is not None:
+            log(f"best policy: mean training {trainer.best.metric} {trainer.counters.best_score:.3f} over "
+                f"{config.best_window_episodes} episodes at step {trainer.counters.best_step:,}, saved as "
+                f"{run.checkpoint_dir / BEST_CHECKPOINT}; measure it with: python -m launch.evaluate "
+                f"--checkpoint {run.path} --best")
     except NonFiniteLossError as error:
         kept = trainer.last_checkpoint or "none (no checkpoint had been saved yet)"
         log(f"error: stopping the run: {error}. Nothing was applied; the last good checkpoint is {kept}. "

@@ -64,6 +64,8 @@ class WatchOptions:
 
     checkpoint: str = ""
     """A checkpoint file, or a run directory (its latest checkpoint)."""
+    best: bool = False
+    """With a run directory: watch its best policy (checkpoints/best.pt) instead of its latest."""
     record: str | None = None
     """Write the view to this .gif or .mp4 file instead of opening a window."""
     episodes: int | None = None
@@ -454,6 +456,8 @@ def parse_args(argv: list[str] | None = None) -> WatchOptions:
                                      epilog="Keys: space pause, n step, +/- speed, r restart, o overlay, q quit.")
     parser.add_argument("--checkpoint", required=True, metavar="PATH",
                         help="a checkpoint file, or a run directory (its latest checkpoint)")
+    parser.add_argument("--best", action="store_true",
+                        help="with a run directory: its best policy (checkpoints/best.pt) instead of its latest")
     parser.add_argument("--record", metavar="OUT.gif|OUT.mp4", default=None,
                         help="write the view to a GIF or MP4 file instead of opening a window (headless)")
     parser.add_argument("--episodes", type=int, default=None,
@@ -476,7 +480,7 @@ def parse_args(argv: list[str] | None = None) -> WatchOptions:
             parser.error(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r} ({error})")
         if not isinstance(env_kwargs, dict):
             parser.error(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
-    return WatchOptions(checkpoint=args.checkpoint, record=args.record, episodes=args.episodes, seed=args.seed,
+    return WatchOptions(checkpoint=args.checkpoint, best=args.best, record=args.record, episodes=args.episodes, seed=args.seed,
                         deterministic=args.deterministic, fps=args.fps, max_steps=args.max_steps, env=args.env,
                         env_kwargs=env_kwargs, env_package=args.env_package, threads=args.threads)
 
@@ -489,7 +493,8 @@ def main(options: WatchOptions, on_frame: Callable[[int], None] | None = None) -
         if not Path(options.checkpoint).exists():
             raise CheckpointError(f"checkpoint {options.checkpoint!r} does not exist "
                                   "(expected a checkpoint file or a run directory)")
-        config, model_state = load_trained(options.checkpoint, options.env, options.env_kwargs, options.env_package)
+        config, model_state = load_trained(options.checkpoint, options.env, options.env_kwargs, options.env_package,
+                                           options.best)
         watch(config, model_state, options, on_frame)
     except (ConfigError, EnvConfigError, CheckpointError, VideoError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -23,7 +23,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     result = run("launch.train", *TINY, "--total-steps", "1600", "--runs-root", str(root), "--run-name", "smoke",
                  "--wandb",  # offline: writes RUN_DIR/wandb, never contacts the network
-                 "--record-interval-s", "0.2", "--record-max-steps", "10")
+                 "--record-interval-s", "0.2", "--record-max-steps", "10", "--best-window-episodes", "10")
     assert result.returncode == 0, result.stdout + result.stderr
     return root / "smoke"
 
@@ -59,6 +59,18 @@ def test_smoke_run_records_rollouts_into_the_run_directory(smoke_run: Path) -> N
     assert list((smoke_run / "wandb").glob("offline-run-*/files/media/videos/rollout_*.gif"))
 
 
+def test_smoke_run_keeps_its_best_policy(smoke_run: Path) -> None:
+    best = load_checkpoint(smoke_run / "checkpoints" / "best.pt")
+    counters = best["counters"]
+    scores = [record["best_score"] for record in metrics(smoke_run) if "best_score" in record]
+    assert scores == sorted(scores) and counters["best_score"] == scores[-1]  # only ever improves
+    assert 1 <= counters["best_score"] <= 500 and 0 < counters["best_step"] <= 1600  # CartPole: mean return
+    assert load_checkpoint(latest_checkpoint(smoke_run / "checkpoints"))["counters"]["best_score"] == scores[-1]
+    log = (smoke_run / "logs" / "train.log").read_text()
+    assert f"best policy: mean training return {counters['best_score']:.3f} over 10 episodes" in log
+    assert f"--checkpoint {smoke_run} --best" in log
+
+
 def test_resume_continues_the_step_counter_and_curves(smoke_run: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -72,6 +84,7 @@ def test_resume_continues_the_step_counter_and_curves(smoke_run: Path, tmp_path:
     assert after["counters"]["step"] == 2400
     assert after["counters"]["updates"] == before["counters"]["updates"] + 10
     assert after["counters"]["actor_generation"] >= before["counters"]["actor_generation"] + 2
+    assert after["counters"]["best_score"] >= before["counters"]["best_score"]  # the earlier best still counts
     steps = [record["step"] for record in metrics(copy)]
     assert steps == sorted(steps) and steps[-1] == 2400
     assert any(1600 < step < 2400 for step in steps) or steps.count(2400) == 1

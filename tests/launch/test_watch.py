@@ -252,3 +252,16 @@ def test_window_mode_without_a_display_says_to_record(tmp_path: Path, monkeypatc
     checkpoint, _ = tiny_checkpoint(tmp_path / "run")
     assert cli(["--checkpoint", str(checkpoint), "--episodes", "1"]) == 2
     assert "--record" in capsys.readouterr().err
+
+
+def test_best_watches_the_runs_best_policy(tmp_path: Path, capsys) -> None:
+    from launch.checkpoint import load_checkpoint, save_best_checkpoint
+
+    run = tmp_path / "run"
+    checkpoint, _ = tiny_checkpoint(run / "checkpoints")
+    output = tmp_path / "best.gif"
+    assert cli(["--checkpoint", str(run), "--best", "--record", str(output), "--episodes", "1", "--max-steps", "3"]) == 2
+    assert "has no checkpoints/best.pt" in capsys.readouterr().err
+    save_best_checkpoint(run / "checkpoints", load_checkpoint(checkpoint))
+    assert cli(["--checkpoint", str(run), "--best", "--record", str(output), "--episodes", "1", "--max-steps", "3"]) == 0
+    assert 2 <= frames_in(output).shape[0] <= 4
