@@ -12,8 +12,9 @@ validate them, and only then is the run directory written. The actor processes a
 started with the "spawn" context before the learner touches CUDA (a spawned child never
 inherits the parent's CUDA state). Stop a run with Ctrl-C or SIGTERM: the learner saves
 a final checkpoint, stops every actor and exits 0. Besides the periodic checkpoints the
-run keeps its best policy so far in ``checkpoints/best.pt`` (``launch.best_policy``). With ``--backend ray`` the actors are
-Ray actors (``launch.ray_pool``, docs/ray.md); the training loop is the same.
+run keeps its best policy so far in ``checkpoints/best.pt`` (``launch.best_policy``). With
+``--backend ray`` the actors are Ray actors (``launch.ray_pool``, docs/ray.md); the
+training loop is the same.
 """
 
 from __future__ import annotations
