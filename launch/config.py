@@ -89,7 +89,9 @@ class TrainConfig:
     learning_rate: float = 3e-4
     """Initial learning rate (IMPALA's Atari setting: 6e-4 with RMSProp)."""
     lr_schedule: Literal["constant", "linear"] = "constant"
-    """'linear' anneals the learning rate to 0 at total_steps, as in IMPALA."""
+    """'linear' anneals the learning rate to 0 at the end of the run: at total_steps, as in IMPALA,
+    or at the end of time_limit_s (this invocation's) when that comes first, so that a run cut by
+    the clock still ends at rate 0 (a deviation from IMPALA, whose schedule counts frames only)."""
     rmsprop_alpha: float = 0.99
     """RMSProp smoothing constant."""
     rmsprop_eps: float = 0.01

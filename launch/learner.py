@@ -1,8 +1,8 @@
 """The learner: one IMPALA update per batch of unrolls (Espeholt et al. 2018).
 
 ``agents.loss.impala_loss`` re-runs the policy over the batch from the stored core states
-and returns the V-trace loss; the learner clips the global gradient norm, steps RMSProp
-or Adam and its learning-rate schedule, and refuses to apply a non-finite loss or
+and returns the V-trace loss; the learner clips the global gradient norm, sets the
+learning rate from its schedule, steps RMSProp or Adam, and refuses to apply a non-finite loss or
 gradient (``NonFiniteLossError``) so the weights stay as good as the last checkpoint.
 """
 
@@ -52,19 +52,31 @@ class Learner:
                 momentum=config.rmsprop_momentum)
         else:
             self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, eps=config.adam_eps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda update: self._lr_factor(update))
 
-    def _lr_factor(self, update: int) -> float:
+    def learning_rate_factor(self, time_fraction: float = 0.0) -> float:
+        """The schedule's multiplier of ``config.learning_rate`` for the next update.
+
+        Args:
+            time_fraction: the share of the invocation's time limit already used (0 when there
+                is none); 'linear' reaches 0 at whichever of the run's total steps and its time
+                limit comes first.
+        """
         if self.config.lr_schedule == "constant":
             return 1.0
-        return max(0.0, 1.0 - update / total_updates(self.config))
+        progress = max(self.updates / total_updates(self.config), time_fraction)
+        return min(1.0, max(0.0, 1.0 - progress))
 
     @property
     def learning_rate(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def update(self, trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    def update(
+        self, trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...], time_fraction: float = 0.0,
+    ) -> dict[str, float]:
         """One gradient step on a batch; returns scalar metrics.
+
+        ``time_fraction`` is the share of the time limit used so far (see
+        :meth:`learning_rate_factor`).
 
         Raises:
             NonFiniteLossError: the loss or gradient is NaN/inf (no step was taken).
@@ -80,19 +92,20 @@ class Learner:
         if not math.isfinite(grad_norm):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLossError(f"the gradient norm is {grad_norm} at update {self.updates + 1}")
-        learning_rate = self.learning_rate
+        learning_rate = self.config.learning_rate * self.learning_rate_factor(time_fraction)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
         self.optimizer.step()
-        self.scheduler.step()
         self.updates += 1
         metrics = {name: float(getattr(loss, name)) for name in loss._fields if name != "total"}
         metrics.update(loss_total=total, grad_norm=grad_norm, learning_rate=learning_rate)
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "updates": self.updates}
+        return {"optimizer": self.optimizer.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the optimiser and the update count (the schedule follows from them; a
+        ``scheduler`` entry of older checkpoints is not needed)."""
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.updates = int(state["updates"])

@@ -45,18 +45,25 @@ class ProgressView:
         self._line_open = False
 
     def render(self, step: int, steps_per_second: float, recent_return: float | None, recent_success: float | None,
-               loss: float | None) -> str:
-        """The progress line for these numbers."""
+               loss: float | None, time_left_s: float | None = None) -> str:
+        """The progress line for these numbers.
+
+        ``time_left_s`` (a run with a time limit) caps the ETA; the line then says that the
+        clock, not the step budget, ends the run.
+        """
         fraction = min(1.0, step / self.total_steps) if self.total_steps else 1.0
         filled = int(round(fraction * self.width))
         remaining = max(0, self.total_steps - step)  # the last batch may overshoot the budget
         eta = remaining / steps_per_second if steps_per_second > 0 else (0.0 if remaining == 0 else math.inf)
+        eta_text = f"ETA {format_duration(eta)}"
+        if time_left_s is not None and max(0.0, time_left_s) < eta:
+            eta_text = f"ETA {format_duration(max(0.0, time_left_s))} (time limit)"
         parts = [
             f"[{'#' * filled}{'.' * (self.width - filled)}]",
             f"{100 * fraction:5.1f}%",
             f"{step:,}/{self.total_steps:,} steps",
             f"{steps_per_second:,.0f} sps",
-            f"ETA {format_duration(eta)}",
+            eta_text,
         ]
         if recent_return is not None:
             parts.append(f"return {recent_return:.3g}")
@@ -67,8 +74,9 @@ class ProgressView:
         return "  ".join(parts)
 
     def update(self, step: int, steps_per_second: float, recent_return: float | None = None,
-               recent_success: float | None = None, loss: float | None = None) -> None:
-        line = self.render(step, steps_per_second, recent_return, recent_success, loss)
+               recent_success: float | None = None, loss: float | None = None,
+               time_left_s: float | None = None) -> None:
+        line = self.render(step, steps_per_second, recent_return, recent_success, loss, time_left_s)
         if self.interactive:
             self.stream.write("\r\x1b[2K" + line)
             self._line_open = True

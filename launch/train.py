@@ -163,6 +163,7 @@ class Trainer:
         self.recent_successes: collections.deque[float] = collections.deque(maxlen=100)
         self.best = BestTracker(config.best_window_episodes, self.counters.best_score)
         self.last_checkpoint: str | None = None
+        self.deadline: float | None = None  # time.monotonic() at which run_loop's duration_s ends
 
     def start(self) -> None:
         """Start the actors, then move the policy to the learner device."""
@@ -236,6 +237,7 @@ class Trainer:
         config, pool, counters = self.config, self.pool, self.counters
         unrolls = config.unrolls_per_batch
         begin = last_log = last_checkpoint = time.monotonic()
+        self.deadline = begin + duration_s if duration_s is not None else None
         elapsed_before = counters.elapsed_s
         step_at_log = counters.step
         interval: dict[str, list[float]] = collections.defaultdict(list)
@@ -254,7 +256,8 @@ class Trainer:
                     trajectory, initial_state, versions = self.buffers.gather(slots, self.device)
                     pool.release(slots)
                     lag = (self.learner.updates - versions).float()
-                    update_metrics = self.learner.update(trajectory, initial_state)
+                    time_fraction = (now - begin) / duration_s if duration_s is not None else 0.0
+                    update_metrics = self.learner.update(trajectory, initial_state, time_fraction)
                     pool.publish_weights(self.policy.state_dict(), self.learner.updates)
                     counters.updates = self.learner.updates
                     for name, value in update_metrics.items():
@@ -313,8 +316,9 @@ class Trainer:
         if progress is not None:
             recent_return = float(np.mean(self.recent_returns)) if self.recent_returns else None
             recent_success = float(np.mean(self.recent_successes)) if self.recent_successes else None
+            time_left = self.deadline - time.monotonic() if self.deadline is not None else None
             progress.update(counters.step, steps_per_second, recent_return, recent_success,
-                            record.get("loss_total_mean"))
+                            record.get("loss_total_mean"), time_left)
 
 
 def _start_wandb(config: TrainConfig, run: RunDir) -> Any:

@@ -37,3 +37,12 @@ def test_unknown_rate_and_durations() -> None:
     overshot = ProgressView(1_000, stream=io.StringIO()).render(1_280, 50.0, None, None, None)
     assert "100.0%" in overshot and "ETA 0s" in overshot  # the last batch passed the budget
     assert [format_duration(value) for value in (5, 281, 3725, float("inf"))] == ["5s", "4m41s", "1h02m", "?"]
+
+
+def test_a_time_limit_caps_the_eta() -> None:
+    view = ProgressView(1_000_000, stream=io.StringIO())
+    clocked = view.render(100_000, 1_000.0, None, None, None, time_left_s=125.0)
+    assert "ETA 2m05s (time limit)" in clocked  # 900 s of steps left, but 125 s of time
+    stepped = view.render(990_000, 1_000.0, None, None, None, time_left_s=125.0)
+    assert "ETA 10s" in stepped and "time limit" not in stepped
+    assert "ETA 0s (time limit)" in view.render(100_000, 1_000.0, None, None, None, time_left_s=-0.5)

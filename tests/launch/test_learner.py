@@ -1,0 +1,69 @@
+"""The learner's learning-rate schedule: constant, or linear to 0 at the run's end (steps or clock)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+import torch
+
+from agents import ActorCritic
+from launch.config import TrainConfig
+from launch.learner import Learner, total_updates
+from tests.agents.test_policy import random_trajectory
+
+
+def make_learner(**overrides) -> Learner:
+    torch.manual_seed(0)
+    policy = ActorCritic(gym.spaces.Box(-1.0, 1.0, (3,)), gym.spaces.Discrete(2), core="lstm",
+                         core_kwargs={"hidden_size": 8}, hidden_size=8)
+    # 4 unrolls of 5 steps per update: total_steps 200 is 10 updates
+    values = {"env": "CartPole-v1", "core": "lstm", "envs_per_actor": 2, "batch_size": 4, "unroll_length": 5,
+              "total_steps": 200, "learning_rate": 1e-3, **overrides}
+    return Learner(policy, TrainConfig(**values))
+
+
+def update(learner: Learner, time_fraction: float = 0.0) -> dict[str, float]:
+    trajectory = random_trajectory(learner.policy, steps=5, batch_size=4, seed=learner.updates)
+    return learner.update(trajectory, learner.policy.initial_state(4), time_fraction)
+
+
+def test_constant_schedule_keeps_the_rate() -> None:
+    learner = make_learner(lr_schedule="constant")
+    rates = [update(learner, time_fraction=0.9)["learning_rate"] for _ in range(3)]
+    assert rates == [pytest.approx(1e-3)] * 3
+    assert learner.learning_rate == pytest.approx(1e-3)
+
+
+def test_linear_schedule_reaches_zero_at_total_steps() -> None:
+    learner = make_learner(lr_schedule="linear")
+    assert total_updates(learner.config) == 10
+    rates = [update(learner)["learning_rate"] for _ in range(10)]
+    assert rates == pytest.approx([1e-3 * (1 - i / 10) for i in range(10)])
+    assert learner.learning_rate_factor() == 0.0
+    learner.updates = 25  # past the end (a resumed run given more steps): never negative
+    assert learner.learning_rate_factor() == 0.0
+
+
+def test_linear_schedule_follows_the_clock_when_the_time_limit_comes_first() -> None:
+    learner = make_learner(lr_schedule="linear")
+    assert update(learner, time_fraction=0.25)["learning_rate"] == pytest.approx(0.75e-3)
+    # one update of ten done (0.1) but 60% of the time used: the time decides
+    assert update(learner, time_fraction=0.6)["learning_rate"] == pytest.approx(0.4e-3)
+    # the steps are further along than the clock: the steps decide
+    learner.updates = 8
+    assert update(learner, time_fraction=0.5)["learning_rate"] == pytest.approx(0.2e-3)
+    assert learner.learning_rate_factor(time_fraction=1.0) == 0.0
+
+
+def test_the_schedule_survives_a_checkpoint_round_trip() -> None:
+    learner = make_learner(lr_schedule="linear")
+    for _ in range(4):
+        update(learner)
+    restored = make_learner(lr_schedule="linear")
+    restored.load_state_dict(learner.state_dict())
+    assert restored.updates == 4
+    assert update(restored)["learning_rate"] == pytest.approx(0.6e-3)
+    # checkpoints written before the schedule was computed here carry a scheduler entry
+    older = make_learner(lr_schedule="linear")
+    older.load_state_dict({**learner.state_dict(), "scheduler": {"last_epoch": 4}})
+    assert older.updates == 4
