@@ -256,7 +256,9 @@ class Trainer:
                     trajectory, initial_state, versions = self.buffers.gather(slots, self.device)
                     pool.release(slots)
                     lag = (self.learner.updates - versions).float()
-                    time_fraction = (now - begin) / duration_s if duration_s is not None else 0.0
+                    # the run ends at the time trained before this invocation plus its limit
+                    time_fraction = (counters.elapsed_s / (elapsed_before + duration_s)
+                                     if duration_s is not None else 0.0)
                     update_metrics = self.learner.update(trajectory, initial_state, time_fraction)
                     pool.publish_weights(self.policy.state_dict(), self.learner.updates)
                     counters.updates = self.learner.updates

@@ -136,9 +136,17 @@ def test_time_limit_stops_with_a_final_checkpoint_and_ends_the_linear_schedule(t
     assert "(time limit)" in result.stdout  # the ETA follows the clock, not the 100 M steps
     assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None
     # the steps alone would leave the rate at ~1e-3; the clock takes it to 0 by the end
-    rates = [record["learning_rate_mean"] for record in metrics(tmp_path / "run") if "learning_rate_mean" in record]
+    records = metrics(tmp_path / "run")
+    rates = [record["learning_rate_mean"] for record in records if "learning_rate_mean" in record]
     assert len(rates) >= 2 and rates == sorted(rates, reverse=True)
     assert rates[0] < 0.001 and rates[-1] < 0.25 * 0.001
+    # resumed with 3 s more: the run now ends at its >= 3 s so far plus 3, so the rate goes on
+    # from at most half (instead of starting again near 1e-3) and falls to 0 again
+    resumed = run("launch.train", "--resume", str(tmp_path / "run"), "--time-limit-s", "3")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    later = [record["learning_rate_mean"] for record in metrics(tmp_path / "run")[len(records):]
+             if "learning_rate_mean" in record]
+    assert later and later[0] <= 0.5 * 0.001 and later[-1] < 0.25 * 0.001
 
 
 def test_a_killed_actor_is_reported_and_replaced_and_the_run_finishes(tmp_path: Path) -> None:
