@@ -31,6 +31,7 @@ import torch
 from launch.actor import ActorSpec, run_actor
 from launch.buffers import RolloutBuffers
 from launch.config import TrainConfig
+from launch.rollout import actor_seed
 from launch.shared_weights import SharedWeights
 
 
@@ -133,7 +134,7 @@ class ActorPool:
         ready = set(self.ready)
         owned = [slot for slot in self.slots_of(actor) if slot not in ready]
         learner_end, actor_end = self.context.Pipe(duplex=True)
-        seed = self.config.seed + self.config.envs_per_actor * self.generation
+        seed = actor_seed(self.config.seed, self.generation)
         spec = ActorSpec(slot=actor, generation=self.generation, config=self.config, buffers=self.buffers,
                          weights=self.weights, buffer_ids=owned, connection=actor_end, parent_pid=os.getpid(),
                          seed=seed)

@@ -51,6 +51,7 @@ from launch.actor_pool import STARTUP_GRACE_S, ActorFailure, EpisodeRecord, Poll
 from launch.buffers import RolloutBuffers
 from launch.config import ConfigError, TrainConfig
 from launch.ray_actor import RolloutActor
+from launch.rollout import actor_seed
 
 INSTALL_HINT = "install it with: pip install 'relational-rl[ray]' (or: pip install ray)"
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
@@ -249,7 +250,7 @@ class RayActorPool:
 
     # --- actors -------------------------------------------------------------------------------
     def _spawn(self, index: int) -> None:
-        seed = self.config.seed + self.config.envs_per_actor * self.generation
+        seed = actor_seed(self.config.seed, self.generation)
         handle = self._actor_class.options(scheduling_strategy="SPREAD").remote(self.config, seed)
         self.generation += 1
         self.members[index] = _Member(index, handle, handle.placement.remote())

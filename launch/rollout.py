@@ -20,6 +20,18 @@ from launch.config import TrainConfig
 from launch.env_factory import episode_stats, make_vector_env
 
 EpisodeTuple = tuple[float, int, "float | None"]
+
+
+def actor_seed(run_seed: int, generation: int) -> int:
+    """The seed of the ``generation``-th actor started in a run seeded ``run_seed``.
+
+    A vector env seeds its games ``seed + i``, so seeds spaced by the number of games (as
+    they were until session 10) gave runs with neighbouring ``--seed`` values all but one of
+    the same level streams. Hashing ``(run_seed, generation)`` gives every run and actor its
+    own range.
+    """
+    state = np.random.SeedSequence([run_seed, generation]).generate_state(1, dtype=np.uint32)
+    return int(state[0])
 """``(return, length, success or None)`` of an episode that ended during an unroll."""
 
 

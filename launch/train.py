@@ -137,6 +137,7 @@ class Trainer:
         env = make_vector_env(config.env, 1, config.env_kwargs, config.wrappers, config.env_package)
         observation_space, action_space = env.single_observation_space, env.single_action_space
         env.close()
+        torch.manual_seed(config.seed)  # the initial weights follow the run's seed (a resumed run loads its own)
         self.policy = build_policy(config, observation_space, action_space)
         self.counters = Counters()
         self._checkpoint = checkpoint
