@@ -1,10 +1,11 @@
 """Atomic checkpoints that load without unpickling arbitrary objects.
 
 A checkpoint is a ``torch.save`` file of plain containers (dicts, lists, tuples, numbers,
-strings, tensors): model and optimizer state dicts, the learner's update count (which sets
-the learning-rate schedule), step counters, the config as a JSON string and the learner's
-RNG states. ``load_checkpoint`` uses ``torch.load(weights_only=True)``, whose unpickler
-only builds those types, so a crafted file cannot run code.
+strings, tensors): model and optimizer state dicts, the learner's update count, the step
+counters and training time (which set the learning-rate schedule), the config as a JSON
+string and the learner's RNG states. ``load_checkpoint`` uses
+``torch.load(weights_only=True)``, whose unpickler only builds those types, so a crafted
+file cannot run code.
 
 Saving writes ``checkpoint_<step>.pt`` through a temporary file in the same folder,
 flushed and fsynced before ``os.replace``: a kill at any moment leaves either the previous

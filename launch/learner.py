@@ -2,8 +2,8 @@
 
 ``agents.loss.impala_loss`` re-runs the policy over the batch from the stored core states
 and returns the V-trace loss; the learner clips the global gradient norm, sets the
-learning rate from its schedule, steps RMSProp or Adam, and refuses to apply a non-finite loss or
-gradient (``NonFiniteLossError``) so the weights stay as good as the last checkpoint.
+learning rate from its schedule, steps RMSProp or Adam, and refuses to apply a non-finite
+loss or gradient (``NonFiniteLossError``) so the weights stay as good as the last checkpoint.
 """
 
 from __future__ import annotations
@@ -57,9 +57,10 @@ class Learner:
         """The schedule's multiplier of ``config.learning_rate`` for the next update.
 
         Args:
-            time_fraction: the share of the invocation's time limit already used (0 when there
-                is none); 'linear' reaches 0 at whichever of the run's total steps and its time
-                limit comes first.
+            time_fraction: the share of the run's time budget already used (its training time
+                over the time trained before this invocation plus this invocation's limit; 0
+                without a limit); 'linear' reaches 0 at whichever of the run's total steps and
+                its time budget comes first.
         """
         if self.config.lr_schedule == "constant":
             return 1.0
