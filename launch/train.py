@@ -411,6 +411,7 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
             f"{config.env}, core {config.core}, {config.num_actors} actors x {config.envs_per_actor} games")
         trainer.start()
         log(f"learner on {trainer.device}; {trainer.pool.describe()}")
+        elapsed_at_start = trainer.counters.elapsed_s
         trainer.run_loop(learn=True, duration_s=config.time_limit_s, metrics=metrics, progress=progress,
                          recorder=recorder)
         path = trainer.save()
@@ -421,8 +422,12 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
             log(f"time limit of {config.time_limit_s:g} s reached at step {trainer.counters.step:,}; "
                 f"final checkpoint {path}; continue with --resume {run.path}")
         elif trainer.stop_reason is not None:
+            hint = ""
+            if config.time_limit_s is not None:  # the rest of this limit keeps a clock schedule where it was
+                left = max(1.0, config.time_limit_s - (trainer.counters.elapsed_s - elapsed_at_start))
+                hint = f" --time-limit-s {left:.0f} (what was left of this run's time limit)"
             log(f"stopped by {trainer.stop_reason} at step {trainer.counters.step:,}; final checkpoint {path}; "
-                f"continue with --resume {run.path}")
+                f"continue with --resume {run.path}{hint}")
         else:
             log(f"finished {trainer.counters.step:,} steps; final checkpoint {path}")
         if trainer.counters.best_score is not None:

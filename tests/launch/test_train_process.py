@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def test_resume_refuses_to_change_what_is_learned(smoke_run: Path) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_a_final_checkpoint_and_leaves_no_orphans(tmp_path: Path, signum: int) -> None:
     process = LiveProcess("launch.train", *TINY, "--total-steps", "100000000", "--runs-root", str(tmp_path),
-                          "--run-name", "run", "--checkpoint-interval-s", "1000")
+                          "--run-name", "run", "--checkpoint-interval-s", "1000", "--time-limit-s", "600")
     try:
         process.wait_for(r"actor pids", timeout=90)
         process.wait_for(r" [1-9][\d,]*/[\d,]+ steps", timeout=90)  # it has learned something
@@ -110,6 +111,8 @@ def test_signal_saves_a_final_checkpoint_and_leaves_no_orphans(tmp_path: Path, s
         process.kill()
     assert code == 0, process.output
     assert f"stopped by {signal.Signals(signum).name}" in process.output
+    left = re.search(r"continue with --resume \S+ --time-limit-s (\d+) \(what was left", process.output)
+    assert left and 400 < int(left.group(1)) < 600, process.output
     assert wait_until_gone(pids) == []
     checkpoint = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))
     assert checkpoint["counters"]["step"] > 0
