@@ -20,6 +20,7 @@ from launch.config import TrainConfig
 from launch.env_factory import episode_stats, make_vector_env
 
 EpisodeTuple = tuple[float, int, "float | None"]
+"""``(return, length, success or None)`` of an episode that ended during an unroll."""
 
 
 def actor_seed(run_seed: int, generation: int) -> int:
@@ -32,7 +33,6 @@ def actor_seed(run_seed: int, generation: int) -> int:
     """
     state = np.random.SeedSequence([run_seed, generation]).generate_state(1, dtype=np.uint32)
     return int(state[0])
-"""``(return, length, success or None)`` of an episode that ended during an unroll."""
 
 
 class Rollout:
