@@ -247,7 +247,7 @@ class Trainer:
             counters.elapsed_s = elapsed_before + (now - begin)
             if learn and counters.step >= config.total_steps:
                 break
-            if duration_s is not None and now - begin >= duration_s:
+            if self.deadline is not None and now >= self.deadline:
                 break
             result = pool.poll(timeout=0.0 if len(pool.ready) >= unrolls else 0.05)
             self._record_episodes(result.episodes, interval)
@@ -411,7 +411,6 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
             f"{config.env}, core {config.core}, {config.num_actors} actors x {config.envs_per_actor} games")
         trainer.start()
         log(f"learner on {trainer.device}; {trainer.pool.describe()}")
-        elapsed_at_start = trainer.counters.elapsed_s
         trainer.run_loop(learn=True, duration_s=config.time_limit_s, metrics=metrics, progress=progress,
                          recorder=recorder)
         path = trainer.save()
@@ -423,8 +422,8 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
                 f"final checkpoint {path}; continue with --resume {run.path}")
         elif trainer.stop_reason is not None:
             hint = ""
-            if config.time_limit_s is not None:  # the rest of this limit keeps a clock schedule where it was
-                left = max(1.0, config.time_limit_s - (trainer.counters.elapsed_s - elapsed_at_start))
+            if trainer.deadline is not None:  # the rest of this limit keeps a clock schedule where it was
+                left = max(1.0, trainer.deadline - time.monotonic())
                 hint = f" --time-limit-s {left:.0f} (what was left of this run's time limit)"
             log(f"stopped by {trainer.stop_reason} at step {trainer.counters.step:,}; final checkpoint {path}; "
                 f"continue with --resume {run.path}{hint}")
