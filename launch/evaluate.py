@@ -5,13 +5,16 @@ Usage::
     python -m launch.evaluate --checkpoint runs/RUN/checkpoints/checkpoint_000001000000.pt --episodes 100
     python -m launch.evaluate --checkpoint runs/RUN --episodes 100 --deterministic --seed 1
     python -m launch.evaluate --random --env rmc/MiniPacman-v0 --episodes 100   # the random baseline
+    python -m launch.evaluate --checkpoint runs/RUN --episodes 500 --by solution_length   # per level kind
 
 The recurrent core state is carried through each episode and reset at its first step, as
 in training. Episodes are spread evenly over the games stepped together and each game
 plays a fixed quota, so short episodes are not over-counted. Prints a summary and, last,
 one JSON line: mean return, its standard deviation and normal-approximation 95%
 confidence interval, and the success rate with its Wilson 95% interval (when the env
-reports ``success``).
+reports ``success``). ``--by KEY`` adds the same figures for each value the env's step info
+reports under ``KEY`` at an episode's end (Box-World: ``solution_length``,
+``num_distractors``), to see which levels a policy fails.
 """
 
 from __future__ import annotations
@@ -150,12 +153,51 @@ def summarise(returns: list[float], lengths: list[int], successes: list[float],
     return summary
 
 
+def ended_episode_value(info: dict[str, Any], key: str, index: int) -> Any:
+    """The value the env reported under ``info[key]`` for game ``index`` on its episode's last step.
+
+    Raises:
+        ConfigError: the env does not report ``key`` for that game.
+    """
+    mask = info.get(f"_{key}")
+    if key not in info or (mask is not None and not mask[index]):
+        reported = sorted(name for name in info if not name.startswith("_"))
+        raise ConfigError(f"--by {key!r}: the env's step info has no {key!r} at the end of an episode "
+                          f"(it reports {reported})")
+    value = info[key][index]
+    if isinstance(value, np.ndarray):
+        return tuple(value.tolist())
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def grouped_summaries(key: str, values: list[Any], returns: list[float], lengths: list[int],
+                      successes: list[float | None], truncations: list[bool]) -> list[dict[str, Any]]:
+    """``summarise`` of the episodes of each distinct ``values`` entry, in sorted order, each
+    with ``key`` and ``value`` added."""
+    groups = []
+    for value in sorted(set(values), key=lambda item: (str(type(item)), item)):
+        chosen = [i for i, item in enumerate(values) if item == value]
+        group_successes = [successes[i] for i in chosen if successes[i] is not None]
+        summary = summarise([returns[i] for i in chosen], [lengths[i] for i in chosen],
+                            group_successes, [truncations[i] for i in chosen])
+        groups.append({"key": key, "value": value, **summary})
+    return groups
+
+
 def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, episodes: int, num_envs: int = 8,
-             deterministic: bool = False, seed: int = 0) -> dict[str, Any]:
+             deterministic: bool = False, seed: int = 0, group_by: str | None = None) -> dict[str, Any]:
     """Play ``episodes`` episodes with the policy of ``model_state`` (None: uniform random).
 
+    Args:
+        group_by: also summarise the episodes by the value of this key of the env's step
+            info on each episode's last step (e.g. Box-World's ``solution_length``).
+
     Returns:
-        ``summarise``'s dict plus the per-episode ``returns``.
+        ``summarise``'s dict plus the per-episode ``returns`` and, with ``group_by``,
+        ``groups``: one ``summarise`` dict per value (``grouped_summaries``).
+
+    Raises:
+        ConfigError: ``episodes < 1``, or the env does not report ``group_by``.
     """
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
@@ -176,6 +218,8 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
     lengths: list[int] = []
     successes: list[float] = []
     truncations: list[bool] = []
+    episode_successes: list[float | None] = []
+    group_values: list[Any] = []
     done_count = np.zeros(num_envs, dtype=np.int64)
     observation, _ = env.reset(seed=seed)
     if policy is not None:
@@ -200,8 +244,11 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
                     returns.append(episode_return)
                     lengths.append(length)
                     truncations.append(bool(truncated[index] and not terminated[index]))
+                    episode_successes.append(success)
                     if success is not None:
                         successes.append(success)
+                    if group_by is not None:
+                        group_values.append(ended_episode_value(info, group_by, int(index)))
             if policy is not None:
                 reset = torch.from_numpy(autoreset_next.copy())
                 keep = ~reset
@@ -213,6 +260,9 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
         env.close()
     summary = summarise(returns, lengths, successes, truncations)
     summary["returns"] = returns
+    if group_by is not None:
+        summary["groups"] = grouped_summaries(group_by, group_values, returns, lengths, episode_successes,
+                                              truncations)
     return summary
 
 
@@ -234,6 +284,9 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-envs", type=int, default=8, help="games stepped together (default: 8)")
     parser.add_argument("--deterministic", action="store_true", help="take the most likely action")
     parser.add_argument("--seed", type=int, default=12345, help="seed of the evaluation games (default: 12345)")
+    parser.add_argument("--by", metavar="INFO_KEY", default=None,
+                        help="also report the episodes grouped by this key of the env's step info at each "
+                             "episode's end (Box-World: solution_length, num_distractors)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default: 1; small batches run slower with more on a busy machine)")
     args = parser.parse_args(argv)
@@ -259,7 +312,8 @@ def cli(argv: list[str] | None = None) -> int:
         else:
             config, model_state = load_trained(args.checkpoint, args.env, args.env_kwargs, args.env_package,
                                               args.best)
-        summary = evaluate(config, model_state, args.episodes, args.num_envs, args.deterministic, args.seed)
+        summary = evaluate(config, model_state, args.episodes, args.num_envs, args.deterministic, args.seed,
+                           args.by)
     except (ConfigError, EnvConfigError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -270,6 +324,13 @@ def cli(argv: list[str] | None = None) -> int:
         low, high = summary["success_ci95"]
         print(f"success rate {100 * summary['success_rate']:.1f}% (95% CI {100 * low:.1f}% .. {100 * high:.1f}%)")
     print(f"cut at the step limit (truncated, not ended by the game): {100 * summary['truncated_rate']:.1f}% of episodes")
+    for group in summary.get("groups", []):
+        line = (f"  {group['key']}={group['value']}: {group['episodes']} episodes, mean return "
+                f"{group['mean_return']:.3f}, mean length {group['mean_length']:.1f}")
+        if group["success_rate"] is not None:
+            low, high = group["success_ci95"]
+            line += f", success {100 * group['success_rate']:.1f}% ({100 * low:.1f}% .. {100 * high:.1f}%)"
+        print(line)
     summary.pop("returns")
     print(json.dumps({"env": config.env, "policy": "random" if args.random else str(args.checkpoint),
                       "best": args.best,

@@ -12,7 +12,7 @@ from launch.checkpoint import save_checkpoint
 from launch.config import TrainConfig
 from launch.env_factory import make_vector_env
 from launch.evaluate import cli as evaluate_cli
-from launch.evaluate import summarise, wilson_interval
+from launch.evaluate import grouped_summaries, summarise, wilson_interval
 from launch.plot import cli as plot_cli
 from launch.plot import curve
 from launch.policy_factory import build_policy
@@ -64,6 +64,37 @@ def test_evaluate_a_boxworld_checkpoint(tmp_path: Path, capsys: pytest.CaptureFi
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert evaluate_cli(["--checkpoint", str(run.path), "--episodes", "4", "--deterministic", "--seed", "3"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == first
+
+
+def test_grouped_summaries_split_the_episodes_by_value() -> None:
+    groups = grouped_summaries("level", [2, 1, 2, 1, 2], [10.0, 0.0, 10.0, 1.0, 0.0], [5, 120, 7, 120, 120],
+                               [1.0, 0.0, 1.0, 0.0, 0.0], [False, True, False, True, True])
+    assert [(group["key"], group["value"], group["episodes"]) for group in groups] == [("level", 1, 2), ("level", 2, 3)]
+    assert groups[0]["mean_return"] == 0.5 and groups[0]["success_rate"] == 0.0 and groups[0]["truncated_rate"] == 1.0
+    assert groups[1]["success_rate"] == pytest.approx(2 / 3) and groups[1]["mean_length"] == pytest.approx(44.0)
+    # episodes without a success flag count in the returns but not in the success rate
+    mixed = grouped_summaries("level", [1, 1], [1.0, 3.0], [2, 2], [None, 1.0], [False, False])
+    assert mixed[0]["mean_return"] == 2.0 and mixed[0]["success_rate"] == 1.0
+
+
+def test_evaluate_by_an_info_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = TrainConfig(env="rmc/BoxWorldEasy-v0", core="lstm", hidden_size=16, core_kwargs={"hidden_size": 16},
+                         env_kwargs={"max_steps": 15})
+    run = make_run(tmp_path, "box", config, [0.0])
+    assert evaluate_cli(["--checkpoint", str(run.path), "--episodes", "24", "--num-envs", "4", "--seed", "2",
+                         "--by", "solution_length"]) == 0
+    output = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(output[-1])
+    groups = result["groups"]
+    # easy Box-World draws one or two boxes on the path; 24 episodes see both
+    assert [group["value"] for group in groups] == [1, 2]
+    assert sum(group["episodes"] for group in groups) == 24
+    successes = sum(group["success_rate"] * group["episodes"] for group in groups)
+    assert successes == pytest.approx(result["success_rate"] * 24)
+    assert sum(group["mean_return"] * group["episodes"] for group in groups) == pytest.approx(result["mean_return"] * 24)
+    assert any(line.startswith("  solution_length=1: ") for line in output)
+    assert evaluate_cli(["--random", "--env", "CartPole-v1", "--episodes", "3", "--by", "solution_length"]) == 2
+    assert "has no 'solution_length'" in capsys.readouterr().err
 
 
 def test_random_baseline_and_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
