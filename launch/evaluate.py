@@ -24,7 +24,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -37,6 +37,11 @@ if TYPE_CHECKING:
     from agents import ActorCritic
 
 Z_95 = 1.959963984540054
+
+StepHook = Callable[[dict[str, Any], np.ndarray, np.ndarray], None]
+"""Called after every env step of ``evaluate`` with the step's info, the games whose
+episode ended at that step, and those among them whose episode counts toward the result
+(a game that has played its quota keeps playing, uncounted, until the others finish)."""
 
 
 def resolve_checkpoint(path: str | Path, best: bool = False) -> Path:
@@ -185,12 +190,15 @@ def grouped_summaries(key: str, values: list[Any], returns: list[float], lengths
 
 
 def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, episodes: int, num_envs: int = 8,
-             deterministic: bool = False, seed: int = 0, group_by: str | None = None) -> dict[str, Any]:
+             deterministic: bool = False, seed: int = 0, group_by: str | None = None,
+             step_hook: StepHook | None = None) -> dict[str, Any]:
     """Play ``episodes`` episodes with the policy of ``model_state`` (None: uniform random).
 
     Args:
         group_by: also summarise the episodes by the value of this key of the env's step
             info on each episode's last step (e.g. Box-World's ``solution_length``).
+        step_hook: called after every step (see ``StepHook``), for statistics of
+            the episodes' insides.
 
     Returns:
         ``summarise``'s dict plus the per-episode ``returns`` and, with ``group_by``,
@@ -238,8 +246,10 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
                 env_action = policy.to_env_action(output.action)
             observation, reward, terminated, truncated, info = env.step(env_action)
             ended = info.get("_episode", np.zeros(num_envs, dtype=bool))
+            counted = np.zeros(num_envs, dtype=bool)
             for index, (episode_return, length, success) in zip(ended.nonzero()[0], episode_stats(info)):
                 if done_count[index] < quota[index]:
+                    counted[index] = True
                     done_count[index] += 1
                     returns.append(episode_return)
                     lengths.append(length)
@@ -249,6 +259,8 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
                         successes.append(success)
                     if group_by is not None:
                         group_values.append(ended_episode_value(info, group_by, int(index)))
+            if step_hook is not None:
+                step_hook(info, ended, counted)
             if policy is not None:
                 reset = torch.from_numpy(autoreset_next.copy())
                 keep = ~reset
