@@ -10,7 +10,8 @@ the events the Box-World envs report in their step info (``key_picked``,
 ``correct_lock_opened``, ``distractor_lock_opened``, ``steps``). For each solution length
 it prints the success rate, the share of episodes in which no key was ever picked up, the
 steps taken to the first key, and the steps from picking up a key to opening the lock it
-fits. A policy that fails by timing out with the rule understood (reaches every key, just
+fits; for scale, the length of the shortest solution of 500 levels drawn from the same
+level generator (``envs.boxworld_solver``). A policy that fails by timing out with the rule understood (reaches every key, just
 slowly) looks different here from one that never finds the first key, and both from one
 that opens distractor boxes. Last line: the figures as JSON.
 """
@@ -25,9 +26,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from envs.boxworld_levels import BoxWorldLevelConfig, generate_levels
+from envs.boxworld_solver import solve_level
 from launch.checkpoint import CheckpointError
-from launch.config import ConfigError
-from launch.env_factory import EnvConfigError
+from launch.config import ConfigError, TrainConfig
+from launch.env_factory import EnvConfigError, make_vector_env
 from launch.evaluate import evaluate, load_trained
 
 REQUIRED_INFO = ("steps", "solution_length", "key_picked", "correct_lock_opened", "distractor_lock_opened")
@@ -107,6 +110,38 @@ def phases_by_solution_length(episodes: list[EpisodePhases]) -> dict[str, dict[s
     return result
 
 
+def shortest_solution_lengths(level_config: BoxWorldLevelConfig, count: int = 500,
+                              seed: int = 0) -> dict[str, list[float] | None]:
+    """Quartiles of the shortest solution's length (actions, gem included) of ``count``
+    levels drawn from ``level_config``: over all (``"all"``) and per solution length."""
+    keys = np.random.default_rng(seed).integers(1, 2**63, size=count, dtype=np.uint64)
+    levels = generate_levels(level_config, keys)
+    lengths: dict[int, list[int]] = {}
+    for index in range(count):
+        solution = solve_level(levels, index)
+        assert solution is not None, "the level generator only makes solvable levels"
+        lengths.setdefault(int(levels.solution_length[index]), []).append(len(solution.actions))
+    result = {"all": quartiles([length for group in lengths.values() for length in group])}
+    result.update({str(key): quartiles(value) for key, value in sorted(lengths.items())})
+    return result
+
+
+def level_config_of(config: TrainConfig) -> BoxWorldLevelConfig:
+    """The level parameters of the config's env.
+
+    Raises:
+        ConfigError: the env is not a Box-World env.
+    """
+    env = make_vector_env(config.env, 1, config.env_kwargs, config.wrappers, config.env_package)
+    try:
+        level_config = getattr(env.unwrapped, "config", None)
+    finally:
+        env.close()
+    if not isinstance(level_config, BoxWorldLevelConfig):
+        raise ConfigError(f"not a Box-World env: {config.env!r}")
+    return level_config
+
+
 def _spread(values: list[float] | None) -> str:
     if values is None:
         return "-"
@@ -133,6 +168,7 @@ def cli(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
         config, model_state = load_trained(args.checkpoint, env_kwargs=args.env_kwargs, best=args.best)
+        shortest = shortest_solution_lengths(level_config_of(config), seed=args.seed)
         recorder = PhaseRecorder(max(1, min(args.num_envs, args.episodes)))
         evaluate(config, model_state, args.episodes, args.num_envs, args.deterministic, args.seed,
                  step_hook=recorder)
@@ -140,13 +176,16 @@ def cli(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     result = phases_by_solution_length(recorder.episodes)
+    for name, summary in result.items():
+        summary["shortest_solution"] = shortest.get(name)
     print(f"{config.env}: {len(recorder.episodes)} episodes; steps as median (25th..75th percentile)")
     print(f"{'boxes':>5} {'episodes':>8} {'success':>8} {'no key':>7} {'distractor':>10} "
-          f"{'to first key':>16} {'key to its lock':>16}")
+          f"{'to first key':>16} {'key to its lock':>16} {'shortest solution':>18}")
     for name, summary in result.items():
         print(f"{name:>5} {summary['episodes']:>8} {100 * summary['success_rate']:>7.1f}% "
               f"{100 * summary['no_key_rate']:>6.1f}% {100 * summary['distractor_rate']:>9.1f}% "
-              f"{_spread(summary['steps_to_first_key']):>16} {_spread(summary['steps_key_to_lock']):>16}")
+              f"{_spread(summary['steps_to_first_key']):>16} {_spread(summary['steps_key_to_lock']):>16} "
+              f"{_spread(summary['shortest_solution']):>18}")
     print(json.dumps({"env": config.env, "policy": str(args.checkpoint), "best": args.best, "seed": args.seed,
                       "deterministic": args.deterministic, "by_solution_length": result}))
     return 0

@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from launch.boxworld_phases import EpisodePhases, PhaseRecorder, cli, phase_summary, phases_by_solution_length
+from envs.boxworld_levels import BoxWorldLevelConfig
+from launch.boxworld_phases import (
+    EpisodePhases,
+    PhaseRecorder,
+    cli,
+    phase_summary,
+    phases_by_solution_length,
+    shortest_solution_lengths,
+)
 from launch.checkpoint import save_checkpoint
 from launch.config import ConfigError, TrainConfig
 from launch.env_factory import make_vector_env
@@ -71,6 +79,14 @@ def test_recorder_keeps_counted_episodes_only_and_starts_each_afresh() -> None:
         recorder({"episode": {}}, none, none)
 
 
+def test_shortest_solutions_grow_with_the_boxes_on_the_path() -> None:
+    shortest = shortest_solution_lengths(BoxWorldLevelConfig.create(7, (1, 2), 0), count=200, seed=3)
+    assert list(shortest) == ["all", "1", "2"]
+    # one box: pick the loose key, open its lock, take the gem left of it: at least 3 actions
+    assert 3 <= shortest["1"][0] <= shortest["1"][1] < shortest["2"][1] <= shortest["2"][2] <= 4 * 7
+    assert shortest["1"][1] <= shortest["all"][1] <= shortest["2"][1]
+
+
 def test_cli_plays_the_episodes_evaluate_plays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = TrainConfig(env="rmc/BoxWorldEasy-v0", core="lstm", hidden_size=16, core_kwargs={"hidden_size": 16},
                          env_kwargs={"max_steps": 30})
@@ -82,6 +98,7 @@ def test_cli_plays_the_episodes_evaluate_plays(tmp_path: Path, capsys: pytest.Ca
     assert output[1].split()[:3] == ["boxes", "episodes", "success"]
     assert phases["all"]["episodes"] == 20 == sum(phases[key]["episodes"] for key in phases if key != "all")
     assert set(phases) <= {"all", "1", "2"} and phases["all"]["distractor_rate"] == 0.0
+    assert all(summary["shortest_solution"][1] >= 3 for summary in phases.values())
     assert evaluate_cli(arguments) == 0
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert phases["all"]["success_rate"] == evaluated["success_rate"]
