@@ -15,8 +15,11 @@ Examples::
     python benchmarks/nth_farthest.py --core rmc --num-vectors 8 --num-dims 16 \
         --mem-slots 8 --head-size 256 --num-heads 8 --batch-size 1600 --lr 1e-4
     # one PNG comparing finished runs
-    python benchmarks/nth_farthest.py --plot docs/nth_farthest_rmc.json docs/nth_farthest_lstm.json \
-        --png docs/nth_farthest.png
+    python benchmarks/nth_farthest.py --plot runs/nth_farthest/nth_farthest_rmc_4x4.json \
+        runs/nth_farthest/nth_farthest_lstm_4x4.json --png runs/nth_farthest/4x4.png
+
+Unless ``--json`` / ``--png`` say otherwise, a run writes its curve and plot under
+``runs/nth_farthest/`` (git-ignored), named by core and task size.
 """
 
 from __future__ import annotations
@@ -185,6 +188,11 @@ def plot(results: list[dict], png: Path) -> None:
     print(f"wrote {png}")
 
 
+RESULTS_DIR = Path("runs/nth_farthest")
+"""Where results go unless --json / --png say otherwise (under the git-ignored ``runs/``;
+copy a run worth keeping into docs/ by hand)."""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--core", choices=["rmc", "lstm"], default="rmc")
@@ -208,9 +216,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--json", type=Path, default=None, help="where to write the curve (default docs/nth_farthest_<core>.json)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help=f"where to write the curve (default {RESULTS_DIR}/nth_farthest_<core>_<N>x<D>.json)")
     parser.add_argument("--csv", type=Path, default=None, help="where to write the curve as CSV")
-    parser.add_argument("--png", type=Path, default=None, help="learning-curve PNG (default docs/nth_farthest_<core>.png)")
+    parser.add_argument("--png", type=Path, default=None,
+                        help=f"learning-curve PNG (default {RESULTS_DIR}/nth_farthest_<core>_<N>x<D>.png, "
+                             f"or {RESULTS_DIR}/nth_farthest.png with --plot)")
     parser.add_argument("--plot", type=Path, nargs="+", default=None, help="only plot these result JSONs into --png")
     return parser.parse_args(argv)
 
@@ -218,10 +229,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.plot:
-        plot([json.loads(path.read_text()) for path in args.plot], args.png or Path("docs/nth_farthest.png"))
+        plot([json.loads(path.read_text()) for path in args.plot], args.png or RESULTS_DIR / "nth_farthest.png")
         return
     result = train(args)
-    json_path = args.json or Path(f"docs/nth_farthest_{args.core}.json")
+    stem = f"nth_farthest_{args.core}_{args.num_vectors}x{args.num_dims}"
+    json_path = args.json or RESULTS_DIR / f"{stem}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     result["config"] = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     json_path.write_text(json.dumps(result, indent=1))
@@ -230,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
             writer = csv.DictWriter(handle, fieldnames=list(result["curve"][0]))
             writer.writeheader()
             writer.writerows(result["curve"])
-    plot([result], args.png or Path(f"docs/nth_farthest_{args.core}.png"))
+    plot([result], args.png or RESULTS_DIR / f"{stem}.png")
     print(
         f"final test accuracy {result['final_test_accuracy']:.3f} (best {result['best_test_accuracy']:.3f}) "
         f"after {result['curve'][-1]['step']} steps, {result['wall_seconds'] / 60:.1f} min"

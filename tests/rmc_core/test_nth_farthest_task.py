@@ -59,3 +59,14 @@ def test_training_script_smoke(tmp_path):
     assert 0.0 <= result["final_test_accuracy"] <= 1.0
     assert (tmp_path / "curve.png").stat().st_size > 0
     assert (tmp_path / "curve.csv").read_text().startswith("step,")
+
+
+def test_training_script_writes_under_runs_by_default(tmp_path):
+    command = [
+        sys.executable, str(REPO / "benchmarks" / "nth_farthest.py"), "--core", "lstm", "--steps", "2",
+        "--num-vectors", "3", "--num-dims", "2", "--batch-size", "8", "--eval-interval", "2", "--test-batches", "1",
+        "--lstm-hidden-size", "8", "--threads", "1",
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=120, cwd=tmp_path)
+    written = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file())
+    assert written == ["runs/nth_farthest/nth_farthest_lstm_3x2.json", "runs/nth_farthest/nth_farthest_lstm_3x2.png"]
