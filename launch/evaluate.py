@@ -224,9 +224,8 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
             raise
     returns: list[float] = []
     lengths: list[int] = []
-    successes: list[float] = []
     truncations: list[bool] = []
-    episode_successes: list[float | None] = []
+    successes: list[float | None] = []  # None where the env reports no success flag
     group_values: list[Any] = []
     done_count = np.zeros(num_envs, dtype=np.int64)
     observation, _ = env.reset(seed=seed)
@@ -254,9 +253,7 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
                     returns.append(episode_return)
                     lengths.append(length)
                     truncations.append(bool(truncated[index] and not terminated[index]))
-                    episode_successes.append(success)
-                    if success is not None:
-                        successes.append(success)
+                    successes.append(success)
                     if group_by is not None:
                         group_values.append(ended_episode_value(info, group_by, int(index)))
             if step_hook is not None:
@@ -270,11 +267,10 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
             autoreset_next = np.logical_or(terminated, truncated)
     finally:
         env.close()
-    summary = summarise(returns, lengths, successes, truncations)
+    summary = summarise(returns, lengths, [value for value in successes if value is not None], truncations)
     summary["returns"] = returns
     if group_by is not None:
-        summary["groups"] = grouped_summaries(group_by, group_values, returns, lengths, episode_successes,
-                                              truncations)
+        summary["groups"] = grouped_summaries(group_by, group_values, returns, lengths, successes, truncations)
     return summary
 
 
