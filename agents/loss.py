@@ -72,6 +72,13 @@ class LossOutput(NamedTuple):
         mean_value: mean ``V(x_t)`` over valid transitions.
         mean_importance_weight: mean ``pi/mu`` over valid transitions.
         mean_vtrace_target: mean V-trace target over valid transitions.
+        behaviour_kl: estimate of ``KL(mu || pi)``, how far the learner's policy has moved
+            from the actors' over the policy lag, from the sampled actions alone (so it works
+            for every action space): the mean of ``(rho - 1) - log rho`` over valid
+            transitions, which is never negative and whose expectation under ``mu`` is the
+            KL divergence. ``mean_importance_weight`` cannot show this: its expectation under
+            ``mu`` is 1 whatever ``pi`` is. A policy that swings within a few updates shows
+            here before its returns fall (docs/results.md, session 12).
     """
 
     total: torch.Tensor
@@ -81,6 +88,7 @@ class LossOutput(NamedTuple):
     mean_value: torch.Tensor
     mean_importance_weight: torch.Tensor
     mean_vtrace_target: torch.Tensor
+    behaviour_kl: torch.Tensor
 
 
 def impala_loss(
@@ -141,4 +149,5 @@ def impala_loss(
             mean_value=(values[:-1] * weight).sum() / num_valid,
             mean_importance_weight=(log_rhos.exp() * weight).sum() / num_valid,
             mean_vtrace_target=(targets.vs * weight).sum() / num_valid,
+            behaviour_kl=torch.where(valid, torch.expm1(log_rhos) - log_rhos, 0.0).sum() / num_valid,
         )

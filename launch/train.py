@@ -312,8 +312,8 @@ class Trainer:
                 record["success_rate"] = float(np.mean(values))
             else:
                 record[name + "_mean"] = float(np.mean(values))
-                if name == "grad_norm":  # a single large update can start a collapse; the mean hides it
-                    record["grad_norm_max"] = float(np.max(values))
+                if name in ("grad_norm", "behaviour_kl"):  # a single large update or swing; the mean hides it
+                    record[name + "_max"] = float(np.max(values))
         if metrics is not None:
             metrics.write(record)
         if progress is not None:

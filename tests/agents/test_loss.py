@@ -118,6 +118,8 @@ def test_entropy_reduction_clipping_and_importance_weights():
     # rewards clipped to +-1; rho_1 = 1 / 0.5 = 2 clipped to 1; the autoreset step is excluded
     assert summed.baseline_loss.item() == pytest.approx(0.5 * ((1.0 + 0.9 * -1.0) ** 2 + 1.0))
     assert summed.mean_importance_weight.item() == pytest.approx((1.0 + 2.0) / 2)  # unclipped pi / mu
+    # (rho - 1) - log rho: 0 on-policy, 1 - log 2 where rho = 2; the autoreset step is excluded
+    assert summed.behaviour_kl.item() == pytest.approx((0.0 + 1.0 - math.log(2.0)) / 2)
     expected_entropy = CategoricalDistribution(policy.logits[[0, 1]]).entropy().mean().item()
     assert summed.entropy.item() == pytest.approx(expected_entropy)
     averaged = impala_loss(policy, trajectory, (), LossConfig(discount=0.9, entropy_cost=0.0, reward_clip=1.0,
@@ -125,6 +127,29 @@ def test_entropy_reduction_clipping_and_importance_weights():
     assert averaged.total.item() == pytest.approx(summed.total.item() / 2)
     with_entropy = impala_loss(policy, trajectory, (), LossConfig(discount=0.9, entropy_cost=0.1, reward_clip=1.0))
     assert with_entropy.total.item() == pytest.approx(summed.total.item() - 0.1 * 2 * expected_entropy, rel=1e-6)
+
+
+def test_behaviour_kl_estimates_the_divergence_from_sampled_actions():
+    samples = 40_000
+    policy = TablePolicy([0.0, 0.0], num_actions=3)  # pi at observation 0: softmax([-1, -0.6, -0.2])
+    behaviour_logits = torch.tensor([0.5, -1.0, 0.2])
+    generator = torch.Generator().manual_seed(0)
+    action = torch.multinomial(torch.softmax(behaviour_logits, -1), samples, replacement=True, generator=generator)
+
+    def batch(behaviour: torch.Tensor) -> Trajectory:
+        return Trajectory(
+            obs=torch.zeros(2, samples, dtype=torch.int64), reset=torch.zeros(2, samples, dtype=torch.bool),
+            previous_action=torch.zeros(2, samples, dtype=torch.int64), previous_reward=torch.zeros(2, samples),
+            action=action.unsqueeze(0), behaviour_log_prob=torch.log_softmax(behaviour, -1)[action].unsqueeze(0),
+            reward=torch.zeros(1, samples), terminated=torch.zeros(1, samples, dtype=torch.bool),
+            truncated=torch.zeros(1, samples, dtype=torch.bool))
+
+    mu = torch.log_softmax(behaviour_logits, -1)
+    pi = torch.log_softmax(policy.logits[0].detach(), -1)
+    exact = (mu.exp() * (mu - pi)).sum().item()  # KL(mu || pi) = 0.25
+    estimate = impala_loss(policy, batch(behaviour_logits), (), CONFIG).behaviour_kl.item()
+    assert estimate == pytest.approx(exact, rel=0.05)
+    assert impala_loss(policy, batch(policy.logits[0].detach()), (), CONFIG).behaviour_kl.item() == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize(

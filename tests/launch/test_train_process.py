@@ -38,6 +38,7 @@ def test_smoke_run_writes_a_complete_run_directory(smoke_run: Path) -> None:
     learned = [record for record in records if "loss_total_mean" in record]
     assert learned and all("policy_lag_mean" in record for record in learned)
     assert all(record["grad_norm_max"] >= record["grad_norm_mean"] > 0 for record in learned)
+    assert all(record["behaviour_kl_max"] >= record["behaviour_kl_mean"] >= 0 for record in learned)
     returns = [record["episode_return_mean"] for record in records if "episode_return_mean" in record]
     assert returns and all(1 <= value <= 500 for value in returns)  # CartPole episodes: 1..500 steps of +1
     checkpoint = load_checkpoint(latest_checkpoint(smoke_run / "checkpoints"))
