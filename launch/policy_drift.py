@@ -155,7 +155,8 @@ def drift_table(paths: list[Path], games: int = 64, steps: int = 120, seed: int 
         }
         if isinstance(action_space, gym.spaces.Discrete):
             probs = torch.softmax(params, dim=-1)
-            row["action_probs"] = [round(float(value), 4) for value in (probs * weight.unsqueeze(-1)).sum((0, 1)) / count]
+            mean_probs = (probs * weight.unsqueeze(-1)).sum((0, 1)) / count  # [A]
+            row["action_probs"] = [round(float(value), 4) for value in mean_probs]
         rows.append(row)
         previous = params
         first = params if first is None else first

@@ -34,8 +34,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if step == 300:
             with torch.no_grad():
                 policy.action_head.linear.bias[0] += 2.0
-        save_checkpoint(run / "checkpoints", step, {"model": policy.state_dict(), "config": json.dumps(CONFIG.to_json()),
-                                                    "counters": {}}, keep=10)
+        payload = {"model": policy.state_dict(), "config": json.dumps(CONFIG.to_json()), "counters": {}}
+        save_checkpoint(run / "checkpoints", step, payload, keep=10)
     return run
 
 
