@@ -77,8 +77,8 @@ class LossOutput(NamedTuple):
             for every action space): the mean of ``(rho - 1) - log rho`` over valid
             transitions, which is never negative and whose expectation under ``mu`` is the
             KL divergence. ``mean_importance_weight`` cannot show this: its expectation under
-            ``mu`` is 1 whatever ``pi`` is. A policy that swings within a few updates shows
-            here before its returns fall (docs/results.md, session 12).
+            ``mu`` is 1 whatever ``pi`` is. It rose before an easy Box-World collapse, but
+            to values that healthy learning also reaches (docs/results.md, session 12).
     """
 
     total: torch.Tensor
