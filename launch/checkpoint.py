@@ -42,6 +42,18 @@ def checkpoint_path(directory: Path, step: int) -> Path:
     return Path(directory) / f"checkpoint_{step:012d}.pt"
 
 
+def checkpoint_step(path: str | os.PathLike[str]) -> int:
+    """The step a ``checkpoint_<step>.pt`` file was written at (the inverse of ``checkpoint_path``).
+
+    Raises:
+        CheckpointError: the file is not named like a periodic checkpoint.
+    """
+    match = _NAME.match(Path(path).name)
+    if match is None:
+        raise CheckpointError(f"{str(path)!r} is not named checkpoint_<step>.pt")
+    return int(match.group(1))
+
+
 def list_checkpoints(directory: str | os.PathLike[str]) -> list[Path]:
     """Complete checkpoints in ``directory``, oldest first."""
     directory = Path(directory)

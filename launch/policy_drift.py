@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,24 +38,13 @@ import gymnasium as gym
 import torch
 
 from agents.trajectory import Trajectory
-from launch.checkpoint import CheckpointError, list_checkpoints
+from launch.checkpoint import CheckpointError, checkpoint_step, list_checkpoints
 from launch.config import ConfigError, TrainConfig
 from launch.env_factory import EnvConfigError
 from launch.evaluate import load_trained, trained_policy
 
 if TYPE_CHECKING:
     from agents import ActorCritic
-
-_STEP = re.compile(r"checkpoint_(\d+)\.pt$")
-
-
-def checkpoint_step(path: Path) -> int:
-    """The step a ``checkpoint_<step>.pt`` file was written at."""
-    match = _STEP.search(path.name)
-    if match is None:
-        raise CheckpointError(f"{str(path)!r} is not named checkpoint_<step>.pt")
-    return int(match.group(1))
-
 
 def checkpoints_in_range(run: str | Path, from_step: int | None = None, to_step: int | None = None) -> list[Path]:
     """The run's periodic checkpoints with ``from_step <= step <= to_step``, oldest first.

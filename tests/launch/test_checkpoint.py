@@ -19,6 +19,8 @@ import torch
 from launch.checkpoint import (
     CheckpointError,
     capture_rng_state,
+    checkpoint_path,
+    checkpoint_step,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -42,6 +44,12 @@ def test_save_keeps_the_newest_checkpoints(tmp_path: Path) -> None:
                                                                    "checkpoint_000000000040.pt"]
     assert load_checkpoint(latest_checkpoint(tmp_path))["counters"]["step"] == 40
     assert not list(tmp_path.glob(".*"))
+
+
+def test_checkpoint_step_reads_back_the_step_of_checkpoint_path(tmp_path: Path) -> None:
+    assert checkpoint_step(checkpoint_path(tmp_path, 9_020_160)) == 9_020_160
+    with pytest.raises(CheckpointError, match="not named checkpoint_<step>.pt"):
+        checkpoint_step(tmp_path / "best.pt")
 
 
 def test_a_kill_during_save_leaves_the_previous_latest_intact(tmp_path: Path) -> None:
