@@ -30,7 +30,7 @@ from agents import vtrace
 from agents.policy import ActorCritic
 from agents.trajectory import Trajectory
 
-__all__ = ["LossConfig", "LossOutput", "impala_loss"]
+__all__ = ["LossConfig", "LossOutput", "impala_loss", "sampled_kl"]
 
 
 @dataclass
@@ -91,6 +91,14 @@ class LossOutput(NamedTuple):
     behaviour_kl: torch.Tensor
 
 
+def sampled_kl(log_ratio: torch.Tensor) -> torch.Tensor:
+    """Per-sample estimate of ``KL(p || q)`` from ``log r = log q(a) - log p(a)`` at an action
+    ``a`` drawn from ``p``: ``(r - 1) - log r``. Never negative, and its expectation under ``p``
+    is the divergence (``E_p[r] = 1``), so it needs only the log-probabilities of the sampled
+    actions, for any action space."""
+    return torch.expm1(log_ratio) - log_ratio
+
+
 def impala_loss(
     policy: ActorCritic,
     trajectory: Trajectory,
@@ -149,5 +157,5 @@ def impala_loss(
             mean_value=(values[:-1] * weight).sum() / num_valid,
             mean_importance_weight=(log_rhos.exp() * weight).sum() / num_valid,
             mean_vtrace_target=(targets.vs * weight).sum() / num_valid,
-            behaviour_kl=torch.where(valid, torch.expm1(log_rhos) - log_rhos, 0.0).sum() / num_valid,
+            behaviour_kl=torch.where(valid, sampled_kl(log_rhos), 0.0).sum() / num_valid,
         )

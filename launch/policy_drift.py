@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import torch
 
+from agents.loss import sampled_kl
 from agents.trajectory import Trajectory
 from launch.checkpoint import CheckpointError, checkpoint_step, list_checkpoints
 from launch.config import ConfigError, TrainConfig
@@ -108,8 +109,7 @@ def kl_divergence(policy: ActorCritic, earlier: torch.Tensor, later: torch.Tenso
     total = 0.0
     for _ in range(samples):
         action = p.sample()
-        log_ratio = q.log_prob(action) - p.log_prob(action)
-        total += float(((torch.expm1(log_ratio) - log_ratio) * weight).sum())
+        total += float((sampled_kl(q.log_prob(action) - p.log_prob(action)) * weight).sum())
     return total / (samples * float(weight.sum().clamp(min=1.0)))
 
 
