@@ -27,5 +27,8 @@ ray``: actors on a Ray cluster, docs/ray.md), ``buffers``
 (V-trace updates), ``checkpoint`` and ``run_dir`` (what a run leaves on disk),
 ``env_factory``, ``policy_factory``, ``progress``, ``evaluate``, ``plot``, ``watch`` and
 ``watch_view`` (playing a checkpoint with its attention), ``video`` (GIF / MP4 files),
-``rollout_recorder`` (rollouts recorded during training).
+``rollout_recorder`` (rollouts recorded during training); diagnostics of a run's
+checkpoints: ``boxworld_phases`` (where a Box-World agent's steps go), ``policy_drift``
+(how far the policy moved between checkpoints), ``loss_balance`` (how hard each loss term
+pulls on the layers both heads share).
 """

@@ -28,6 +28,15 @@ def total_updates(config: TrainConfig) -> int:
     return max(1, math.ceil(config.total_steps / config.steps_per_update))
 
 
+def loss_config(config: TrainConfig) -> LossConfig:
+    """The loss settings of a run's config, as the learner applies them."""
+    return LossConfig(
+        discount=config.discount, baseline_cost=config.baseline_cost, entropy_cost=config.entropy_cost,
+        clip_rho_threshold=config.clip_rho_threshold, clip_pg_rho_threshold=config.clip_pg_rho_threshold,
+        reward_clip=config.reward_clip, reduction=config.loss_reduction,
+    )
+
+
 class Learner:
     """Optimiser, schedule and update counter around a policy on the learner device.
 
@@ -40,11 +49,7 @@ class Learner:
         self.policy = policy
         self.config = config
         self.updates = 0
-        self.loss_config = LossConfig(
-            discount=config.discount, baseline_cost=config.baseline_cost, entropy_cost=config.entropy_cost,
-            clip_rho_threshold=config.clip_rho_threshold, clip_pg_rho_threshold=config.clip_pg_rho_threshold,
-            reward_clip=config.reward_clip, reduction=config.loss_reduction,
-        )
+        self.loss_config = loss_config(config)
         parameters = list(policy.parameters())
         if config.optimizer == "rmsprop":
             self.optimizer: torch.optim.Optimizer = torch.optim.RMSprop(

@@ -28,7 +28,6 @@ divergence between the actors' policy and the learner's over the policy lag.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -40,18 +39,21 @@ import torch
 from agents.loss import sampled_kl
 from agents.trajectory import Trajectory
 from launch.checkpoint import CheckpointError, checkpoint_step, list_checkpoints
-from launch.config import ConfigError, TrainConfig
+from launch.config import ConfigError
 from launch.env_factory import EnvConfigError
 from launch.evaluate import load_trained, trained_policy
+from launch.rollout import record_unroll
 
 if TYPE_CHECKING:
     from agents import ActorCritic
 
-def checkpoints_in_range(run: str | Path, from_step: int | None = None, to_step: int | None = None) -> list[Path]:
+def checkpoints_in_range(run: str | Path, from_step: int | None = None, to_step: int | None = None,
+                         minimum: int = 2) -> list[Path]:
     """The run's periodic checkpoints with ``from_step <= step <= to_step``, oldest first.
 
     Raises:
-        CheckpointError: ``run`` holds no checkpoints, or fewer than two in the range.
+        CheckpointError: ``run`` holds no checkpoints, or fewer than ``minimum`` in the range
+            (a drift needs two).
     """
     run = Path(run)
     paths = list_checkpoints(run / "checkpoints")
@@ -60,33 +62,11 @@ def checkpoints_in_range(run: str | Path, from_step: int | None = None, to_step:
     low = -1 if from_step is None else from_step
     high = float("inf") if to_step is None else to_step
     chosen = [path for path in paths if low <= checkpoint_step(path) <= high]
-    if len(chosen) < 2:
+    if len(chosen) < minimum:
         steps = f"{checkpoint_step(paths[0]):,} .. {checkpoint_step(paths[-1]):,}"
         raise CheckpointError(f"{len(chosen)} checkpoint(s) between steps {from_step} and {to_step}; the run's "
-                              f"{len(paths)} checkpoints span steps {steps}, and a drift needs two")
+                              f"{len(paths)} checkpoints span steps {steps}, and {minimum} are needed")
     return chosen
-
-
-def record_unroll(config: TrainConfig, model_state: dict[str, torch.Tensor], games: int, steps: int,
-                  seed: int) -> tuple[Trajectory, tuple[torch.Tensor, ...], gym.Space, gym.Space]:
-    """``games`` fresh games played ``steps`` steps by the policy of ``model_state``.
-
-    Returns:
-        ``(trajectory, initial_state, observation_space, action_space)``: the unroll in the
-        learner's layout (``[T(+1), games, ...]``) and the core state at its first step.
-    """
-    from launch.rollout import Rollout
-
-    acting = dataclasses.replace(config, envs_per_actor=games, unroll_length=steps)
-    rollout = Rollout(acting, seed)
-    try:
-        rollout.policy.load_state_dict(model_state)
-        buffers = rollout.make_buffers(1, shared=False)
-        rollout.unroll(buffers, 0, 0)
-        trajectory, state, _ = buffers.gather([0], torch.device("cpu"))
-        return trajectory, state, rollout.env.single_observation_space, rollout.env.single_action_space
-    finally:
-        rollout.close()
 
 
 @torch.no_grad()

@@ -12,9 +12,13 @@ buffer and returns its arrays through Ray's object store.
 
 from __future__ import annotations
 
+import dataclasses
+
+import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.trajectory import Trajectory
 from launch.buffers import RolloutBuffers, map_structure, map_structures
 from launch.config import TrainConfig
 from launch.env_factory import episode_stats, make_vector_env
@@ -111,3 +115,28 @@ class Rollout:
 
     def close(self) -> None:
         self.env.close()
+
+
+def record_unroll(config: TrainConfig, model_state: dict[str, torch.Tensor], games: int, steps: int, seed: int,
+                  warmup_unrolls: int = 0) -> tuple[Trajectory, tuple[torch.Tensor, ...], gym.Space, gym.Space]:
+    """``games`` fresh games played by the policy of ``model_state``, one unroll of ``steps`` kept.
+
+    The games first play ``warmup_unrolls`` unrolls of ``steps`` (thrown away), so the kept
+    one starts mid-episode with the core state the policy carried there, as an actor's
+    unrolls do after the first; with none, every game starts at its first step.
+
+    Returns:
+        ``(trajectory, initial_state, observation_space, action_space)``: the unroll in the
+        learner's layout (``[T(+1), games, ...]``) and the core state at its first step.
+    """
+    acting = dataclasses.replace(config, envs_per_actor=games, unroll_length=steps)
+    rollout = Rollout(acting, seed)
+    try:
+        rollout.policy.load_state_dict(model_state)
+        buffers = rollout.make_buffers(1, shared=False)
+        for _ in range(warmup_unrolls + 1):
+            rollout.unroll(buffers, 0, 0)
+        trajectory, state, _ = buffers.gather([0], torch.device("cpu"))
+        return trajectory, state, rollout.env.single_observation_space, rollout.env.single_action_space
+    finally:
+        rollout.close()

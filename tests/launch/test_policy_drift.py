@@ -11,7 +11,7 @@ import torch
 from launch.checkpoint import CheckpointError, save_checkpoint
 from launch.config import TrainConfig
 from launch.env_factory import make_vector_env
-from launch.policy_drift import checkpoints_in_range, cli, drift_table, kl_divergence, record_unroll
+from launch.policy_drift import checkpoints_in_range, cli, drift_table, kl_divergence
 from launch.policy_factory import build_policy
 
 CONFIG = TrainConfig(env="CartPole-v1", hidden_size=32)
@@ -51,16 +51,6 @@ def test_kl_estimate_matches_the_exact_divergence() -> None:
     torch.manual_seed(2)
     assert kl_divergence(policy, earlier, later, mask, samples=64) == pytest.approx(exact, rel=0.05)
     assert kl_divergence(policy, earlier, earlier, mask, samples=4) == 0.0
-
-
-def test_recorded_unroll_has_the_learner_layout_and_follows_the_seed() -> None:
-    policy = cartpole_policy()
-    first, state, observation_space, action_space = record_unroll(CONFIG, policy.state_dict(), games=3, steps=7, seed=5)
-    again, _, _, _ = record_unroll(CONFIG, policy.state_dict(), games=3, steps=7, seed=5)
-    assert first.obs.shape == (8, 3, 4) and first.action.shape == (7, 3) and first.reset[0].all()
-    assert torch.equal(first.obs, again.obs) and torch.equal(first.action, again.action)
-    assert observation_space.shape == (4,) and action_space.n == 2
-    assert [part.shape[0] for part in state] == [3] * len(state)
 
 
 def test_drift_table_sees_the_changed_checkpoint_only(run_dir: Path) -> None:
