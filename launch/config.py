@@ -102,6 +102,14 @@ class TrainConfig:
     """RMSProp momentum."""
     adam_eps: float = 1e-8
     """Adam epsilon."""
+    adam_beta1: float = 0.9
+    """Adam's decay of its running mean of the gradient."""
+    adam_beta2: float = 0.999
+    """Adam's decay of its running mean of the squared gradient. With adam_beta2 > adam_beta1 a
+    gradient that grows faster than its recent history can move a weight by up to about
+    (1 - beta1) / sqrt(1 - beta2) times the learning rate in one step (3.2x at the defaults);
+    equal values bound every step by the learning rate (Dohare et al. 2023, "Overcoming policy
+    collapse in deep reinforcement learning")."""
     grad_norm_clip: float = 40.0
     """Global gradient-norm clip."""
     discount: float = 0.99
@@ -192,6 +200,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("adam_beta1", "adam_beta2"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+                raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
         if not 0.0 <= self.discount <= 1.0:
             raise ConfigError(f"discount must be in [0, 1], got {self.discount}")
         for name in ("baseline_cost", "entropy_cost", "rmsprop_momentum", "clip_rho_threshold", "clip_pg_rho_threshold"):

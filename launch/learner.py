@@ -56,7 +56,8 @@ class Learner:
                 parameters, lr=config.learning_rate, alpha=config.rmsprop_alpha, eps=config.rmsprop_eps,
                 momentum=config.rmsprop_momentum)
         else:
-            self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, eps=config.adam_eps)
+            self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, eps=config.adam_eps,
+                                              betas=(config.adam_beta1, config.adam_beta2))
 
     def learning_rate_factor(self, time_fraction: float = 0.0) -> float:
         """The schedule's multiplier of ``config.learning_rate`` for the next update.

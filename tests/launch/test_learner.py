@@ -1,4 +1,4 @@
-"""The learner's learning-rate schedule: constant, or linear to 0 at the run's end (steps or clock)."""
+"""The learner's optimiser and learning-rate schedule: constant, or linear to 0 at the run's end (steps or clock)."""
 
 from __future__ import annotations
 
@@ -67,3 +67,29 @@ def test_the_schedule_survives_a_checkpoint_round_trip() -> None:
     older = make_learner(lr_schedule="linear")
     older.load_state_dict({**learner.state_dict(), "scheduler": {"last_epoch": 4}})
     assert older.updates == 4
+
+
+def largest_relative_step(learner: Learner, gradient_scale: float, generator: torch.Generator) -> float:
+    """One optimiser step on random gradients of ``gradient_scale``: largest |weight change| / learning rate."""
+    parameters = list(learner.policy.parameters())
+    before = [parameter.detach().clone() for parameter in parameters]
+    for parameter in parameters:
+        parameter.grad = gradient_scale * torch.randn(parameter.shape, generator=generator).abs()
+    learner.optimizer.step()
+    rate = learner.optimizer.param_groups[0]["lr"]
+    return max(float((parameter.detach() - old).abs().max()) / rate for parameter, old in zip(parameters, before))
+
+
+@pytest.mark.parametrize(("betas", "bounded"), [((0.9, 0.999), False), ((0.9, 0.9), True)])
+def test_equal_adam_betas_bound_each_step_by_the_learning_rate(betas: tuple[float, float], bounded: bool) -> None:
+    learner = make_learner(adam_beta1=betas[0], adam_beta2=betas[1])
+    assert learner.optimizer.param_groups[0]["betas"] == betas
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(1000):  # a long history of small gradients ...
+        largest_relative_step(learner, 1e-4, generator)
+    # ... then gradients 100x larger (the data changed under the policy)
+    steps = [largest_relative_step(learner, 1e-2, generator) for _ in range(3)]
+    if bounded:
+        assert max(steps) <= 1.0 + 1e-3
+    else:
+        assert max(steps) > 2.0  # Adam's default betas: up to (1 - 0.9) / sqrt(1 - 0.999) = 3.2x the rate
