@@ -1,4 +1,4 @@
-"""Running launcher commands as subprocesses with bounded waits."""
+"""Running launcher commands as subprocesses with bounded waits, and a CartPole policy for tool tests."""
 
 from __future__ import annotations
 
@@ -139,3 +139,15 @@ def wait_until_gone(pids: list[int], timeout: float = 15) -> list[int]:
 
 def metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def cartpole_policy(config):
+    """The ``ActorCritic`` that ``config`` (a CartPole-v1 ``TrainConfig``) builds, on the CPU."""
+    from launch.env_factory import make_vector_env
+    from launch.policy_factory import build_policy
+
+    env = make_vector_env(config.env, 1)
+    try:
+        return build_policy(config, env.single_observation_space, env.single_action_space)
+    finally:
+        env.close()

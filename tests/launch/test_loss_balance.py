@@ -12,26 +12,18 @@ import torch
 from agents.loss import impala_loss
 from launch.checkpoint import save_checkpoint
 from launch.config import TrainConfig
-from launch.env_factory import make_vector_env
 from launch.learner import loss_config
 from launch.loss_balance import balance_row, batch_columns, cli, loss_gradients, shared_parameter_names
-from launch.policy_factory import build_policy
 from launch.rollout import record_unroll
+from tests.launch.helpers import cartpole_policy
 
 CONFIG = TrainConfig(env="CartPole-v1", hidden_size=32, envs_per_actor=6, batch_size=6, unroll_length=5)
-
-
-def cartpole_policy():
-    env = make_vector_env(CONFIG.env, 1)
-    policy = build_policy(CONFIG, env.single_observation_space, env.single_action_space)
-    env.close()
-    return policy
 
 
 @pytest.fixture(scope="module")
 def batch():
     torch.manual_seed(0)
-    policy = cartpole_policy()
+    policy = cartpole_policy(CONFIG)
     trajectory, state, _, _ = record_unroll(CONFIG, policy.state_dict(), games=6, steps=5, seed=3, warmup_unrolls=2)
     return policy, trajectory, state
 
@@ -91,7 +83,7 @@ def test_balance_row_averages_learner_sized_batches(batch) -> None:
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("balance") / "run"
     torch.manual_seed(0)
-    policy = cartpole_policy()
+    policy = cartpole_policy(CONFIG)
     for step in (100, 200, 300):
         payload = {"model": policy.state_dict(), "config": json.dumps(CONFIG.to_json()), "counters": {}}
         save_checkpoint(run / "checkpoints", step, payload, keep=10)

@@ -10,18 +10,10 @@ import torch
 
 from launch.checkpoint import CheckpointError, save_checkpoint
 from launch.config import TrainConfig
-from launch.env_factory import make_vector_env
 from launch.policy_drift import checkpoints_in_range, cli, drift_table, kl_divergence
-from launch.policy_factory import build_policy
+from tests.launch.helpers import cartpole_policy
 
 CONFIG = TrainConfig(env="CartPole-v1", hidden_size=32)
-
-
-def cartpole_policy():
-    env = make_vector_env(CONFIG.env, 1)
-    policy = build_policy(CONFIG, env.single_observation_space, env.single_action_space)
-    env.close()
-    return policy
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +21,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Checkpoints at steps 100 and 200 hold the same weights; at 300 the first action's logit is 2 higher."""
     run = tmp_path_factory.mktemp("drift") / "run"
     torch.manual_seed(0)
-    policy = cartpole_policy()
+    policy = cartpole_policy(CONFIG)
     for step in (100, 200, 300):
         if step == 300:
             with torch.no_grad():
@@ -40,7 +32,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_kl_estimate_matches_the_exact_divergence() -> None:
-    policy = cartpole_policy()
+    policy = cartpole_policy(CONFIG)
     generator = torch.Generator().manual_seed(1)
     earlier, later = torch.randn(2, 40, 50, 2, generator=generator)  # [T, B, 2] logits of two policies
     mask = torch.ones(40, 50, dtype=torch.bool)

@@ -5,22 +5,14 @@ from __future__ import annotations
 import torch
 
 from launch.config import TrainConfig
-from launch.env_factory import make_vector_env
-from launch.policy_factory import build_policy
 from launch.rollout import record_unroll
+from tests.launch.helpers import cartpole_policy
 
 CONFIG = TrainConfig(env="CartPole-v1", hidden_size=32)
 
 
-def cartpole_policy():
-    env = make_vector_env(CONFIG.env, 1)
-    policy = build_policy(CONFIG, env.single_observation_space, env.single_action_space)
-    env.close()
-    return policy
-
-
 def test_recorded_unroll_has_the_learner_layout_and_follows_the_seed() -> None:
-    policy = cartpole_policy()
+    policy = cartpole_policy(CONFIG)
     first, state, observation_space, action_space = record_unroll(CONFIG, policy.state_dict(), games=3, steps=7, seed=5)
     again, _, _, _ = record_unroll(CONFIG, policy.state_dict(), games=3, steps=7, seed=5)
     assert first.obs.shape == (8, 3, 4) and first.action.shape == (7, 3) and first.reset[0].all()
@@ -31,7 +23,7 @@ def test_recorded_unroll_has_the_learner_layout_and_follows_the_seed() -> None:
 
 def test_warmup_unrolls_start_the_kept_unroll_mid_episode() -> None:
     torch.manual_seed(0)
-    policy = cartpole_policy()
+    policy = cartpole_policy(CONFIG)
     fresh, fresh_state, _, _ = record_unroll(CONFIG, policy.state_dict(), games=16, steps=5, seed=5)
     warm, warm_state, _, _ = record_unroll(CONFIG, policy.state_dict(), games=16, steps=5, seed=5, warmup_unrolls=2)
     initial = policy.initial_state(16)
