@@ -16,6 +16,7 @@ written the same way; it is neither pruned nor taken for the latest checkpoint.
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
 import random
@@ -61,6 +62,36 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[Path]:
         return []
     found = [(int(match.group(1)), path) for path in directory.iterdir() if (match := _NAME.match(path.name))]
     return [path for _, path in sorted(found)]
+
+
+def checkpoints_in_range(run: str | Path, from_step: int | None = None, to_step: int | None = None,
+                         minimum: int = 2) -> list[Path]:
+    """The run's periodic checkpoints with ``from_step <= step <= to_step``, oldest first.
+
+    Raises:
+        CheckpointError: ``run`` holds no checkpoints, or fewer than ``minimum`` in the range
+            (a drift needs two).
+    """
+    run = Path(run)
+    paths = list_checkpoints(run / "checkpoints")
+    if not paths:
+        raise CheckpointError(f"{str(run)!r} has no checkpoints/checkpoint_<step>.pt files: is it a launch.train run?")
+    low = -1 if from_step is None else from_step
+    high = float("inf") if to_step is None else to_step
+    chosen = [path for path in paths if low <= checkpoint_step(path) <= high]
+    if len(chosen) < minimum:
+        steps = f"{checkpoint_step(paths[0]):,} .. {checkpoint_step(paths[-1]):,}"
+        raise CheckpointError(f"{len(chosen)} checkpoint(s) between steps {from_step} and {to_step}; the run's "
+                              f"{len(paths)} checkpoints span steps {steps}, and {minimum} are needed")
+    return chosen
+
+
+def add_checkpoint_range_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--run``, ``--from-step`` and ``--to-step``: the arguments of ``checkpoints_in_range``
+    for the tools that read a run's checkpoints one by one."""
+    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a launch.train run directory")
+    parser.add_argument("--from-step", type=int, default=None, help="first checkpoint step to include (default: all)")
+    parser.add_argument("--to-step", type=int, default=None, help="last checkpoint step to include (default: all)")
 
 
 def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:

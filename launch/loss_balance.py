@@ -43,12 +43,11 @@ import torch
 from agents.loss import LossConfig, impala_loss
 from agents.spaces import map_leaves
 from agents.trajectory import Trajectory
-from launch.checkpoint import CheckpointError, checkpoint_step
+from launch.checkpoint import CheckpointError, add_checkpoint_range_arguments, checkpoint_step, checkpoints_in_range
 from launch.config import ConfigError, TrainConfig
 from launch.env_factory import EnvConfigError
 from launch.evaluate import load_trained, trained_policy
 from launch.learner import loss_config
-from launch.policy_drift import checkpoints_in_range
 from launch.rollout import record_unroll
 
 if TYPE_CHECKING:
@@ -152,9 +151,7 @@ def balance_row(config: TrainConfig, model_state: dict[str, torch.Tensor], batch
 def cli(argv: list[str] | None = None) -> int:
     """``python -m launch.loss_balance``."""
     parser = argparse.ArgumentParser(prog="python -m launch.loss_balance", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a launch.train run directory")
-    parser.add_argument("--from-step", type=int, default=None, help="first checkpoint step to include (default: all)")
-    parser.add_argument("--to-step", type=int, default=None, help="last checkpoint step to include (default: all)")
+    add_checkpoint_range_arguments(parser)
     parser.add_argument("--every", type=int, default=1, help="take every n-th checkpoint in the range (default: 1)")
     parser.add_argument("--batches", type=int, default=8,
                         help="learner-sized batches (the run's batch_size games each) per checkpoint (default: 8)")

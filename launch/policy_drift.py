@@ -38,7 +38,7 @@ import torch
 
 from agents.loss import sampled_kl
 from agents.trajectory import Trajectory
-from launch.checkpoint import CheckpointError, checkpoint_step, list_checkpoints
+from launch.checkpoint import CheckpointError, add_checkpoint_range_arguments, checkpoint_step, checkpoints_in_range
 from launch.config import ConfigError
 from launch.env_factory import EnvConfigError
 from launch.evaluate import load_trained, trained_policy
@@ -46,28 +46,6 @@ from launch.rollout import record_unroll
 
 if TYPE_CHECKING:
     from agents import ActorCritic
-
-def checkpoints_in_range(run: str | Path, from_step: int | None = None, to_step: int | None = None,
-                         minimum: int = 2) -> list[Path]:
-    """The run's periodic checkpoints with ``from_step <= step <= to_step``, oldest first.
-
-    Raises:
-        CheckpointError: ``run`` holds no checkpoints, or fewer than ``minimum`` in the range
-            (a drift needs two).
-    """
-    run = Path(run)
-    paths = list_checkpoints(run / "checkpoints")
-    if not paths:
-        raise CheckpointError(f"{str(run)!r} has no checkpoints/checkpoint_<step>.pt files: is it a launch.train run?")
-    low = -1 if from_step is None else from_step
-    high = float("inf") if to_step is None else to_step
-    chosen = [path for path in paths if low <= checkpoint_step(path) <= high]
-    if len(chosen) < minimum:
-        steps = f"{checkpoint_step(paths[0]):,} .. {checkpoint_step(paths[-1]):,}"
-        raise CheckpointError(f"{len(chosen)} checkpoint(s) between steps {from_step} and {to_step}; the run's "
-                              f"{len(paths)} checkpoints span steps {steps}, and {minimum} are needed")
-    return chosen
-
 
 @torch.no_grad()
 def policy_on(policy: ActorCritic, trajectory: Trajectory,
@@ -138,9 +116,7 @@ def _kl(value: float | None) -> str:
 def cli(argv: list[str] | None = None) -> int:
     """``python -m launch.policy_drift``."""
     parser = argparse.ArgumentParser(prog="python -m launch.policy_drift", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a launch.train run directory")
-    parser.add_argument("--from-step", type=int, default=None, help="first checkpoint step to include (default: all)")
-    parser.add_argument("--to-step", type=int, default=None, help="last checkpoint step to include (default: all)")
+    add_checkpoint_range_arguments(parser)
     parser.add_argument("--games", type=int, default=64, help="games recorded with the first checkpoint (default: 64)")
     parser.add_argument("--steps", type=int, default=120, help="steps each recorded game plays (default: 120)")
     parser.add_argument("--samples", type=int, default=16, help="actions drawn per state for the KL (default: 16)")

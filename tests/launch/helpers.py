@@ -1,4 +1,4 @@
-"""Running launcher commands as subprocesses with bounded waits, and a CartPole policy for tool tests."""
+"""Running launcher commands as subprocesses with bounded waits, and CartPole policies and checkpoints for tool tests."""
 
 from __future__ import annotations
 
@@ -151,3 +151,11 @@ def cartpole_policy(config):
         return build_policy(config, env.single_observation_space, env.single_action_space)
     finally:
         env.close()
+
+
+def save_policy_checkpoint(run: Path, step: int, policy, config) -> None:
+    """A periodic checkpoint of ``policy`` in ``run``, holding what the checkpoint-reading tools load."""
+    from launch.checkpoint import save_checkpoint
+
+    payload = {"model": policy.state_dict(), "config": json.dumps(config.to_json()), "counters": {}}
+    save_checkpoint(run / "checkpoints", step, payload, keep=10)

@@ -10,12 +10,11 @@ import pytest
 import torch
 
 from agents.loss import impala_loss
-from launch.checkpoint import save_checkpoint
 from launch.config import TrainConfig
 from launch.learner import loss_config
 from launch.loss_balance import balance_row, batch_columns, cli, loss_gradients, shared_parameter_names
 from launch.rollout import record_unroll
-from tests.launch.helpers import cartpole_policy
+from tests.launch.helpers import cartpole_policy, save_policy_checkpoint
 
 CONFIG = TrainConfig(env="CartPole-v1", hidden_size=32, envs_per_actor=6, batch_size=6, unroll_length=5)
 
@@ -85,8 +84,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     policy = cartpole_policy(CONFIG)
     for step in (100, 200, 300):
-        payload = {"model": policy.state_dict(), "config": json.dumps(CONFIG.to_json()), "counters": {}}
-        save_checkpoint(run / "checkpoints", step, payload, keep=10)
+        save_policy_checkpoint(run, step, policy, CONFIG)
     return run
 
 

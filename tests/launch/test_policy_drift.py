@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from launch.checkpoint import CheckpointError, save_checkpoint
+from launch.checkpoint import CheckpointError, checkpoints_in_range
 from launch.config import TrainConfig
-from launch.policy_drift import checkpoints_in_range, cli, drift_table, kl_divergence
-from tests.launch.helpers import cartpole_policy
+from launch.policy_drift import cli, drift_table, kl_divergence
+from tests.launch.helpers import cartpole_policy, save_policy_checkpoint
 
 CONFIG = TrainConfig(env="CartPole-v1", hidden_size=32)
 
@@ -26,8 +26,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if step == 300:
             with torch.no_grad():
                 policy.action_head.linear.bias[0] += 2.0
-        payload = {"model": policy.state_dict(), "config": json.dumps(CONFIG.to_json()), "counters": {}}
-        save_checkpoint(run / "checkpoints", step, payload, keep=10)
+        save_policy_checkpoint(run, step, policy, CONFIG)
     return run
 
 
