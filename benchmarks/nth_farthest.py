@@ -11,6 +11,8 @@ Examples::
     # the reduced task (4 vectors of 4 dims), RMC and LSTM baseline
     python benchmarks/nth_farthest.py --core rmc --num-vectors 4 --num-dims 4
     python benchmarks/nth_farthest.py --core lstm --num-vectors 4 --num-dims 4
+    # the question DeepMind's generator asks (distance rank of the vector labelled n)
+    python benchmarks/nth_farthest.py --core rmc --num-vectors 4 --num-dims 4 --question rank
     # the paper's setting
     python benchmarks/nth_farthest.py --core rmc --num-vectors 8 --num-dims 16 \
         --mem-slots 8 --head-size 256 --num-heads 8 --batch-size 1600 --lr 1e-4
@@ -36,7 +38,7 @@ from torch import Tensor, nn
 
 from rmc_core import make_core
 from rmc_core.relational_memory import sonnet_linear_init_
-from rmc_core.nth_farthest import nth_farthest_batch
+from rmc_core.nth_farthest import QUESTIONS, nth_farthest_batch
 
 
 class NthFarthestModel(nn.Module):
@@ -92,7 +94,7 @@ def test_accuracy(model: nn.Module, args: argparse.Namespace, device: torch.devi
     correct = total = 0
     model.eval()
     for _ in range(args.test_batches):
-        batch = nth_farthest_batch(args.batch_size, args.num_vectors, args.num_dims, generator)
+        batch = nth_farthest_batch(args.batch_size, args.num_vectors, args.num_dims, generator, args.question)
         logits = model(batch.inputs.to(device))
         correct += (logits.argmax(-1).cpu() == batch.targets).sum().item()
         total += batch.targets.numel()
@@ -114,7 +116,7 @@ def train(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     recent_loss, recent_correct, recent_count = 0.0, 0, 0
     for step in range(1, args.steps + 1):
-        batch = nth_farthest_batch(args.batch_size, args.num_vectors, args.num_dims, train_generator)
+        batch = nth_farthest_batch(args.batch_size, args.num_vectors, args.num_dims, train_generator, args.question)
         logits = model(batch.inputs.to(device))
         targets = batch.targets.to(device)
         loss = F.cross_entropy(logits, targets)
@@ -180,7 +182,8 @@ def plot(results: list[dict], png: Path) -> None:
     axis.set_xlabel("training examples (millions)")
     axis.set_ylabel("test accuracy")
     axis.set_ylim(0, 1)
-    axis.set_title(f"N-th farthest, {config['num_vectors']} vectors x {config['num_dims']} dims")
+    question = {"farthest": "", "rank": ", rank question (DeepMind's generator)"}[config.get("question", "farthest")]
+    axis.set_title(f"N-th farthest, {config['num_vectors']} vectors x {config['num_dims']} dims{question}", fontsize=9)
     axis.legend(fontsize=7)
     figure.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +201,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--core", choices=["rmc", "lstm"], default="rmc")
     parser.add_argument("--num-vectors", type=int, default=4, help="vectors per sequence (paper: 8)")
     parser.add_argument("--num-dims", type=int, default=4, help="dimensions per vector (paper: 16)")
+    parser.add_argument("--question", choices=QUESTIONS, default="farthest",
+                        help="farthest: the label of the n-th farthest vector from m (the paper's wording); "
+                             "rank: the distance rank from m of the vector labelled n (DeepMind's generator)")
     parser.add_argument("--steps", type=int, default=20000, help="training steps (batches)")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this wall time")
     parser.add_argument("--batch-size", type=int, default=1600, help="paper: 1600")
@@ -217,10 +223,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=None,
-                        help=f"where to write the curve (default {RESULTS_DIR}/nth_farthest_<core>_<N>x<D>.json)")
+                        help=f"where to write the curve (default {RESULTS_DIR}/nth_farthest_<core>_<N>x<D>[_rank].json)")
     parser.add_argument("--csv", type=Path, default=None, help="where to write the curve as CSV")
     parser.add_argument("--png", type=Path, default=None,
-                        help=f"learning-curve PNG (default {RESULTS_DIR}/nth_farthest_<core>_<N>x<D>.png, "
+                        help=f"learning-curve PNG (default {RESULTS_DIR}/nth_farthest_<core>_<N>x<D>[_rank].png, "
                              f"or {RESULTS_DIR}/nth_farthest.png with --plot)")
     parser.add_argument("--plot", type=Path, nargs="+", default=None, help="only plot these result JSONs into --png")
     return parser.parse_args(argv)
@@ -232,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         plot([json.loads(path.read_text()) for path in args.plot], args.png or RESULTS_DIR / "nth_farthest.png")
         return
     result = train(args)
-    stem = f"nth_farthest_{args.core}_{args.num_vectors}x{args.num_dims}"
+    stem = f"nth_farthest_{args.core}_{args.num_vectors}x{args.num_dims}" + ("_rank" if args.question == "rank" else "")
     json_path = args.json or RESULTS_DIR / f"{stem}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     result["config"] = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}

@@ -9,11 +9,13 @@ the label of the vector that is the ``n``-th farthest (Euclidean) from the vecto
 ``m``: ``n = 0`` is the farthest; ``n = num_vectors - 1`` is ``m`` itself (distance 0),
 which, as in DeepMind's generator, counts among the candidates.
 
-We follow the paper's wording. DeepMind's example generator
-(``sonnet/examples/dataset_nth_farthest.py``) differs in what it asks: it takes
-``np.where(argsort(distances) == n)[1][m]``, which is the distance rank (ascending, 0 being
-``m`` itself) of the vector labelled ``n`` as seen from the vector labelled ``m``, not the
-label of the n-th farthest vector.
+By default we follow the paper's wording (``question="farthest"``). DeepMind's example
+generator (``sonnet/examples/dataset_nth_farthest.py``), whose script the paper's numbers
+presumably come from, asks something else: it takes ``np.where(argsort(distances) == n)[1][m]``,
+the distance rank (ascending, 0 being ``m`` itself) of the vector labelled ``n`` as seen from
+the vector labelled ``m``. ``question="rank"`` asks that: the one-hot ``n`` then names a
+vector's label, and the target is a rank, not a label. Both questions have the same inputs
+and the same no-comparison plateau of 2/N (when ``n`` is ``m`` the answer is rank 0).
 """
 
 from __future__ import annotations
@@ -37,8 +39,17 @@ class NthFarthestBatch(NamedTuple):
     targets: Tensor
 
 
+QUESTIONS = ("farthest", "rank")
+"""``farthest``: the label of the n-th farthest vector from m (the paper's wording);
+``rank``: the distance rank from m of the vector labelled n (DeepMind's generator)."""
+
+
 def nth_farthest_batch(
-    batch_size: int, num_vectors: int, num_dims: int, generator: torch.Generator | None = None
+    batch_size: int,
+    num_vectors: int,
+    num_dims: int,
+    generator: torch.Generator | None = None,
+    question: str = "farthest",
 ) -> NthFarthestBatch:
     """Samples a batch of N-th farthest sequences (float32, CPU).
 
@@ -47,9 +58,10 @@ def nth_farthest_batch(
         num_vectors: Vectors per sequence (also the number of labels, ``n`` and ``m`` values).
         num_dims: Dimensions of each vector.
         generator: Random source (for reproducible or held-out data).
+        question: One of :data:`QUESTIONS` (see the module docstring).
 
     Raises:
-        ValueError: A size is < 1 (``num_vectors`` < 2).
+        ValueError: A size is < 1 (``num_vectors`` < 2), or an unknown ``question``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -57,6 +69,8 @@ def nth_farthest_batch(
         raise ValueError(f"num_vectors must be >= 2, got {num_vectors}")
     if num_dims < 1:
         raise ValueError(f"num_dims must be >= 1, got {num_dims}")
+    if question not in QUESTIONS:
+        raise ValueError(f"question must be one of {QUESTIONS}, got {question!r}")
     vectors = torch.rand(batch_size, num_vectors, num_dims, generator=generator) * 2 - 1  # [B, N, D]
     labels = torch.rand(batch_size, num_vectors, generator=generator).argsort(dim=1)  # [B, N] a permutation
     nth = torch.randint(num_vectors, (batch_size,), generator=generator)  # [B]
@@ -65,9 +79,14 @@ def nth_farthest_batch(
     reference_index = (labels == reference_label[:, None]).int().argmax(dim=1)  # [B] position of vector m
     reference_vector = vectors[torch.arange(batch_size), reference_index]  # [B, D]
     distances = (vectors - reference_vector[:, None]).norm(dim=-1)  # [B, N]
-    by_distance = distances.argsort(dim=1, descending=True, stable=True)  # [B, N], farthest first
-    answer_index = by_distance[torch.arange(batch_size), nth]  # [B]
-    targets = labels[torch.arange(batch_size), answer_index]
+    rows = torch.arange(batch_size)
+    if question == "farthest":
+        by_distance = distances.argsort(dim=1, descending=True, stable=True)  # [B, N], farthest first
+        targets = labels[rows, by_distance[rows, nth]]
+    else:
+        # Ascending rank of the vector labelled nth; ties are measure-zero except m itself.
+        nth_index = (labels == nth[:, None]).int().argmax(dim=1)  # [B] position of the vector labelled nth
+        targets = (distances < distances[rows, nth_index][:, None]).sum(dim=1)
 
     label_one_hot = F.one_hot(labels, num_vectors).float()  # [B, N, N]
     question = torch.cat([F.one_hot(nth, num_vectors), F.one_hot(reference_label, num_vectors)], dim=-1).float()

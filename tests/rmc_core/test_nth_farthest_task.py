@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from rmc_core.nth_farthest import nth_farthest_batch
@@ -65,8 +66,37 @@ def test_training_script_writes_under_runs_by_default(tmp_path):
     command = [
         sys.executable, str(REPO / "benchmarks" / "nth_farthest.py"), "--core", "lstm", "--steps", "2",
         "--num-vectors", "3", "--num-dims", "2", "--batch-size", "8", "--eval-interval", "2", "--test-batches", "1",
-        "--lstm-hidden-size", "8", "--threads", "1",
+        "--lstm-hidden-size", "8", "--threads", "1", "--question", "rank",
     ]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True, timeout=120, cwd=tmp_path)
     written = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file())
-    assert written == ["runs/nth_farthest/nth_farthest_lstm_3x2.json", "runs/nth_farthest/nth_farthest_lstm_3x2.png"]
+    assert written == ["runs/nth_farthest/nth_farthest_lstm_3x2_rank.json", "runs/nth_farthest/nth_farthest_lstm_3x2_rank.png"]
+
+
+def test_rank_question_answers_the_distance_rank_of_the_vector_labelled_n():
+    num_vectors, num_dims, batch = 5, 3, 64
+    inputs, targets = nth_farthest_batch(batch, num_vectors, num_dims, torch.Generator().manual_seed(3), "rank")
+    data = inputs.numpy()
+    for b in range(batch):
+        vectors = data[:, b, :num_dims]
+        labels = data[:, b, num_dims : num_dims + num_vectors].argmax(1)
+        n = data[0, b, num_dims + num_vectors : num_dims + 2 * num_vectors].argmax()
+        m = data[0, b, num_dims + 2 * num_vectors :].argmax()
+        reference = vectors[labels == m][0]
+        distances = [float(np.linalg.norm(v - reference)) for v in vectors]
+        ascending_labels = [labels[i] for i in np.argsort(distances, kind="stable")]
+        assert ascending_labels.index(n) == targets[b].item()  # rank 0 is m itself
+
+
+def test_both_questions_share_inputs_and_the_rank_is_zero_exactly_when_n_is_m():
+    farthest = nth_farthest_batch(300, 4, 2, torch.Generator().manual_seed(4), "farthest")
+    rank = nth_farthest_batch(300, 4, 2, torch.Generator().manual_seed(4), "rank")
+    assert torch.equal(farthest.inputs, rank.inputs)
+    n_is_m = rank.inputs[0, :, 2 + 4 : 2 + 8].argmax(-1) == rank.inputs[0, :, 2 + 8 :].argmax(-1)
+    assert torch.equal(rank.targets == 0, n_is_m)
+    assert set(rank.targets.tolist()) == {0, 1, 2, 3}
+
+
+def test_an_unknown_question_is_named_in_the_error():
+    with pytest.raises(ValueError, match="'closest'"):
+        nth_farthest_batch(4, 4, 2, question="closest")
