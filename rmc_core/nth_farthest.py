@@ -76,19 +76,18 @@ def nth_farthest_batch(
     nth = torch.randint(num_vectors, (batch_size,), generator=generator)  # [B]
     reference_label = torch.randint(num_vectors, (batch_size,), generator=generator)  # [B]
 
-    reference_index = (labels == reference_label[:, None]).int().argmax(dim=1)  # [B] position of vector m
-    reference_vector = vectors[torch.arange(batch_size), reference_index]  # [B, D]
-    distances = (vectors - reference_vector[:, None]).norm(dim=-1)  # [B, N]
     rows = torch.arange(batch_size)
+    position_of_label = labels.argsort(dim=1)  # [B, N] the inverse permutation
+    reference_vector = vectors[rows, position_of_label[rows, reference_label]]  # [B, D] vector m
+    distances = (vectors - reference_vector[:, None]).norm(dim=-1)  # [B, N]
     if question == "farthest":
         by_distance = distances.argsort(dim=1, descending=True, stable=True)  # [B, N], farthest first
         targets = labels[rows, by_distance[rows, nth]]
     else:
         # Ascending rank of the vector labelled nth; ties are measure-zero except m itself.
-        nth_index = (labels == nth[:, None]).int().argmax(dim=1)  # [B] position of the vector labelled nth
-        targets = (distances < distances[rows, nth_index][:, None]).sum(dim=1)
+        targets = (distances < distances[rows, position_of_label[rows, nth]][:, None]).sum(dim=1)
 
     label_one_hot = F.one_hot(labels, num_vectors).float()  # [B, N, N]
-    question = torch.cat([F.one_hot(nth, num_vectors), F.one_hot(reference_label, num_vectors)], dim=-1).float()
-    inputs = torch.cat([vectors, label_one_hot, question[:, None].expand(-1, num_vectors, -1)], dim=-1)
+    query = torch.cat([F.one_hot(nth, num_vectors), F.one_hot(reference_label, num_vectors)], dim=-1).float()
+    inputs = torch.cat([vectors, label_one_hot, query[:, None].expand(-1, num_vectors, -1)], dim=-1)
     return NthFarthestBatch(inputs.transpose(0, 1).contiguous(), targets)
