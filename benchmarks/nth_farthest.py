@@ -1,4 +1,4 @@
-"""Trains a recurrent core on the N-th farthest task (Santoro et al., 2018, section 4.1).
+r"""Trains a recurrent core on the N-th farthest task (Santoro et al., 2018, section 4.1).
 
 The model is the paper's: the core reads one vector per time step (``(x; label; n; m)``,
 see :mod:`rmc_core.nth_farthest`), its output after the last step goes through a 4-layer
