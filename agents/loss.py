@@ -10,6 +10,17 @@ entropy terms.
 summed over time and batch as in the reference implementations (``reduction="sum"``);
 ``reduction="mean"`` divides every term by the number of valid transitions instead.
 
+``pg_ratio_clip = c`` (off by default; a deliberate departure from IMPALA) replaces the
+policy term by PPO's clipped surrogate on the V-trace advantage, as asynchronous PPO does
+(Sample Factory's APPO): ``policy_loss = -sum(min(rho_t * A_t, clip(rho_t, 1 - c, 1 + c) * A_t))``
+with ``rho_t = pi(a_t|x_t) / mu(a_t|x_t)`` against the actors' behaviour policy ``mu`` and
+``A_t = r_t + gamma * v_{t+1} - V(x_t)`` (``v_{t+1}`` the V-trace target). Where ``rho_t`` is
+inside the clip range the gradient is ``rho_t * A_t * grad log pi``, IMPALA's with the
+importance weight unclipped; once the learner's policy has moved more than ``c`` from the
+actors' on a sample, in the direction its advantage pushes, that sample stops pulling. With
+one gradient step per batch this binds mostly where the policy moves fast over the policy
+lag (a few updates), as it does in the easy Box-World collapses (docs/results.md).
+
 Episode boundaries (see ``agents.trajectory``): the discount is ``discount * (1 -
 terminated)``, so termination cuts the return and truncation bootstraps from the value of
 the episode's final observation (which NEXT_STEP autoreset stores at ``obs[t + 1]``). The
@@ -51,6 +62,9 @@ class LossConfig:
     """Clip learner rewards to [-reward_clip, reward_clip] (IMPALA Atari: 1.0); None: no clipping."""
     reduction: Literal["sum", "mean"] = "sum"
     """Sum the loss terms over time and batch (reference) or average over valid transitions."""
+    pg_ratio_clip: float | None = None
+    """PPO's clip ``c`` of the ratio pi/mu in the policy term (see the module docstring); None:
+    IMPALA's V-trace policy gradient."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.discount <= 1.0:
@@ -59,6 +73,8 @@ class LossConfig:
             raise ValueError(f"reward_clip must be > 0 or None, got {self.reward_clip}")
         if self.reduction not in ("sum", "mean"):
             raise ValueError(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
+        if self.pg_ratio_clip is not None and not 0.0 < self.pg_ratio_clip < 1.0:
+            raise ValueError(f"pg_ratio_clip must be in (0, 1) or None, got {self.pg_ratio_clip}")
 
 
 class LossOutput(NamedTuple):
@@ -79,6 +95,8 @@ class LossOutput(NamedTuple):
             KL divergence. ``mean_importance_weight`` cannot show this: its expectation under
             ``mu`` is 1 whatever ``pi`` is. It rose before an easy Box-World collapse, but
             to values that healthy learning also reaches (docs/results.md, session 12).
+        pg_clipped_fraction: share of valid transitions whose ratio pi/mu lies outside
+            ``[1 - c, 1 + c]`` for ``pg_ratio_clip = c`` (0 when it is None).
     """
 
     total: torch.Tensor
@@ -89,6 +107,7 @@ class LossOutput(NamedTuple):
     mean_importance_weight: torch.Tensor
     mean_vtrace_target: torch.Tensor
     behaviour_kl: torch.Tensor
+    pg_clipped_fraction: torch.Tensor
 
 
 def sampled_kl(log_ratio: torch.Tensor) -> torch.Tensor:
@@ -143,7 +162,17 @@ def impala_loss(
 
     num_valid = weight.sum().clamp(min=1.0)
     scale = 1.0 if config.reduction == "sum" else 1.0 / num_valid
-    policy_loss = -torch.where(valid, target_log_prob * targets.pg_advantages, 0.0).sum() * scale
+    if config.pg_ratio_clip is None:
+        surrogate = target_log_prob * targets.pg_advantages
+        clipped = torch.zeros_like(weight)
+    else:
+        next_vs = torch.cat([targets.vs[1:], values[-1:].detach()], dim=0)  # v_{t+1}
+        advantages = rewards * weight + discounts * weight * next_vs - values[:-1].detach()
+        ratio = torch.exp(torch.where(valid, target_log_prob - trajectory.behaviour_log_prob, 0.0))
+        low, high = 1.0 - config.pg_ratio_clip, 1.0 + config.pg_ratio_clip
+        surrogate = torch.minimum(ratio * advantages, ratio.clamp(low, high) * advantages)
+        clipped = ((ratio.detach() < low) | (ratio.detach() > high)).to(weight.dtype)
+    policy_loss = -torch.where(valid, surrogate, 0.0).sum() * scale
     baseline_loss = 0.5 * ((targets.vs - values[:-1]).square() * weight).sum() * scale
     entropy_loss = -torch.where(valid, entropy, 0.0).sum() * scale
     total = policy_loss + config.baseline_cost * baseline_loss + config.entropy_cost * entropy_loss
@@ -158,4 +187,5 @@ def impala_loss(
             mean_importance_weight=(log_rhos.exp() * weight).sum() / num_valid,
             mean_vtrace_target=(targets.vs * weight).sum() / num_valid,
             behaviour_kl=torch.where(valid, sampled_kl(log_rhos), 0.0).sum() / num_valid,
+            pg_clipped_fraction=(clipped * weight).sum() / num_valid,
         )

@@ -124,6 +124,10 @@ class TrainConfig:
     """V-trace rho-bar of the policy-gradient advantage."""
     reward_clip: float | None = None
     """Clip rewards to [-reward_clip, reward_clip] in the loss; none when unset."""
+    pg_ratio_clip: float | None = None
+    """PPO's clip c of the ratio pi/mu (learner's policy over the actors') in the policy term,
+    on the V-trace advantage (asynchronous PPO, as Sample Factory's APPO; agents/loss.py); none
+    when unset: IMPALA's V-trace policy gradient."""
     loss_reduction: Literal["sum", "mean"] = "mean"
     """Sum the loss over time and batch (IMPALA) or average it over valid transitions."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -226,6 +230,8 @@ class TrainConfig:
             raise ConfigError(f"record_interval_s must be a finite number > 0 or unset, got {self.record_interval_s}")
         if self.reward_clip is not None and not self.reward_clip > 0:
             raise ConfigError(f"reward_clip must be > 0 or unset, got {self.reward_clip}")
+        if self.pg_ratio_clip is not None and not 0.0 < self.pg_ratio_clip < 1.0:
+            raise ConfigError(f"pg_ratio_clip must be in (0, 1) or unset, got {self.pg_ratio_clip}")
         for name, hints in _literal_fields().items():
             if getattr(self, name) not in hints:
                 raise ConfigError(f"{name} must be one of {list(hints)}, got {getattr(self, name)!r}")

@@ -156,8 +156,48 @@ def test_behaviour_kl_estimates_the_divergence_from_sampled_actions():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"discount": 1.5}, "discount must be in \\[0, 1\\], got 1.5"), ({"reward_clip": 0.0}, "reward_clip must be > 0"),
-     ({"reduction": "max"}, "reduction must be 'sum' or 'mean', got 'max'")],
+     ({"reduction": "max"}, "reduction must be 'sum' or 'mean', got 'max'"),
+     ({"pg_ratio_clip": 1.0}, "pg_ratio_clip must be in \\(0, 1\\) or None, got 1.0")],
 )
 def test_bad_config_values_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LossConfig(**kwargs)
+
+
+def policy_gradients(policy, trajectory, config):
+    policy.zero_grad()
+    loss = impala_loss(policy, trajectory, (), config)
+    loss.total.backward()  # the logits' gradient comes from the policy term alone (entropy cost 0)
+    return loss, policy.logits.grad.clone()
+
+
+def test_ratio_clip_on_policy_gives_impalas_policy_gradient():
+    policy = TablePolicy([0.5, -1.0, 2.0, 0.0])
+    trajectory = make_trajectory(policy, [0, 1, 2, 3], [False] * 4, [1, 0, 1], [1.0, -2.0, 3.0],
+                                 [False, False, True], [False] * 3)
+    impala, impala_grad = policy_gradients(policy, trajectory, CONFIG)
+    clipped, clipped_grad = policy_gradients(policy, trajectory, LossConfig(discount=0.9, entropy_cost=0.0,
+                                                                            pg_ratio_clip=0.2))
+    torch.testing.assert_close(clipped_grad, impala_grad)
+    assert clipped.pg_clipped_fraction.item() == 0.0
+    assert impala.pg_clipped_fraction.item() == 0.0
+
+
+@pytest.mark.parametrize("reward", [10.0, -10.0])
+def test_ratio_clip_stops_a_sample_pulling_further_once_its_ratio_left_the_range(reward):
+    # One step; the learner's pi(a) is twice the actors' mu(a) (ratio 2 > 1.2).
+    policy = TablePolicy([0.0, 0.0])
+    trajectory = make_trajectory(policy, [0, 1], [False, False], [1], [reward], [True], [False],
+                                 off_policy=[-math.log(2.0)])
+    config = LossConfig(discount=0.9, entropy_cost=0.0, pg_ratio_clip=0.2)
+    loss, gradient = policy_gradients(policy, trajectory, config)
+    assert loss.pg_clipped_fraction.item() == 1.0
+    if reward > 0:  # raising pi(a) further would gain nothing: no gradient
+        assert torch.count_nonzero(gradient) == 0
+    else:  # lowering pi(a) back towards mu(a) still pulls, by ratio * advantage * grad log pi
+        expected = torch.zeros_like(gradient)
+        probs = torch.softmax(policy.logits[0].detach(), -1)
+        grad_log_pi = -probs
+        grad_log_pi[1] += 1.0
+        expected[0] = -2.0 * reward * grad_log_pi
+        torch.testing.assert_close(gradient, expected)

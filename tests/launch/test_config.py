@@ -63,6 +63,7 @@ def test_resume_takes_no_preset(capsys: pytest.CaptureFixture[str]) -> None:
         ({"wrappers": ["nocolon"]}, "'module:callable'"),
         ({"adam_beta2": 1.0}, "adam_beta2 must be in [0, 1), got 1.0"),
         ({"adam_beta1": -0.1}, "adam_beta1 must be in [0, 1), got -0.1"),
+        ({"pg_ratio_clip": 0.0}, "pg_ratio_clip must be in (0, 1) or unset, got 0.0"),
         ({"bogus": 1}, "unknown config keys ['bogus']"),
     ],
 )

@@ -93,3 +93,12 @@ def test_equal_adam_betas_bound_each_step_by_the_learning_rate(betas: tuple[floa
         assert max(steps) <= 1.0 + 1e-3
     else:
         assert max(steps) > 2.0  # Adam's default betas: up to (1 - 0.9) / sqrt(1 - 0.999) = 3.2x the rate
+
+
+def test_the_ratio_clip_reaches_the_loss_and_its_share_is_logged() -> None:
+    assert make_learner().loss_config.pg_ratio_clip is None
+    learner = make_learner(pg_ratio_clip=0.2)
+    assert learner.loss_config.pg_ratio_clip == 0.2
+    for _ in range(3):
+        metrics = update(learner)
+    assert 0.0 <= metrics["pg_clipped_fraction"] <= 1.0
