@@ -65,33 +65,38 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[Path]:
 
 
 def checkpoints_in_range(run: str | Path, from_step: int | None = None, to_step: int | None = None,
-                         minimum: int = 2) -> list[Path]:
-    """The run's periodic checkpoints with ``from_step <= step <= to_step``, oldest first.
+                         minimum: int = 2, every: int = 1) -> list[Path]:
+    """The run's periodic checkpoints with ``from_step <= step <= to_step``, oldest first;
+    with ``every`` > 1 only every ``every``-th of them, from the first.
 
     Raises:
-        CheckpointError: ``run`` holds no checkpoints, or fewer than ``minimum`` in the range
-            (a drift needs two).
+        CheckpointError: ``every`` < 1, ``run`` holds no checkpoints, or fewer than
+            ``minimum`` are chosen (a drift needs two).
     """
+    if every < 1:
+        raise CheckpointError(f"--every must be >= 1, got {every}")
     run = Path(run)
     paths = list_checkpoints(run / "checkpoints")
     if not paths:
         raise CheckpointError(f"{str(run)!r} has no checkpoints/checkpoint_<step>.pt files: is it a launch.train run?")
     low = -1 if from_step is None else from_step
     high = float("inf") if to_step is None else to_step
-    chosen = [path for path in paths if low <= checkpoint_step(path) <= high]
+    chosen = [path for path in paths if low <= checkpoint_step(path) <= high][::every]
     if len(chosen) < minimum:
         steps = f"{checkpoint_step(paths[0]):,} .. {checkpoint_step(paths[-1]):,}"
-        raise CheckpointError(f"{len(chosen)} checkpoint(s) between steps {from_step} and {to_step}; the run's "
-                              f"{len(paths)} checkpoints span steps {steps}, and {minimum} are needed")
+        thinned = "" if every == 1 else f" (taking every {every})"
+        raise CheckpointError(f"{len(chosen)} checkpoint(s){thinned} between steps {from_step} and {to_step}; the "
+                              f"run's {len(paths)} checkpoints span steps {steps}, and {minimum} are needed")
     return chosen
 
 
 def add_checkpoint_range_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--run``, ``--from-step`` and ``--to-step``: the arguments of ``checkpoints_in_range``
-    for the tools that read a run's checkpoints one by one."""
+    """``--run``, ``--from-step``, ``--to-step`` and ``--every``: the arguments of
+    ``checkpoints_in_range`` for the tools that read a run's checkpoints one by one."""
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a launch.train run directory")
     parser.add_argument("--from-step", type=int, default=None, help="first checkpoint step to include (default: all)")
     parser.add_argument("--to-step", type=int, default=None, help="last checkpoint step to include (default: all)")
+    parser.add_argument("--every", type=int, default=1, help="take every n-th checkpoint in the range (default: 1)")
 
 
 def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:

@@ -152,7 +152,6 @@ def cli(argv: list[str] | None = None) -> int:
     """``python -m launch.loss_balance``."""
     parser = argparse.ArgumentParser(prog="python -m launch.loss_balance", description=__doc__.split("\n\n")[0])
     add_checkpoint_range_arguments(parser)
-    parser.add_argument("--every", type=int, default=1, help="take every n-th checkpoint in the range (default: 1)")
     parser.add_argument("--batches", type=int, default=8,
                         help="learner-sized batches (the run's batch_size games each) per checkpoint (default: 8)")
     parser.add_argument("--warmup-unrolls", type=int, default=5,
@@ -161,13 +160,13 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     args = parser.parse_args(argv)
     try:
-        for name in ("every", "batches", "threads"):
+        for name in ("batches", "threads"):
             if getattr(args, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
         if args.warmup_unrolls < 0:
             raise ConfigError(f"--warmup-unrolls must be >= 0, got {args.warmup_unrolls}")
         torch.set_num_threads(args.threads)
-        paths = checkpoints_in_range(args.run, args.from_step, args.to_step, minimum=1)[:: args.every]
+        paths = checkpoints_in_range(args.run, args.from_step, args.to_step, minimum=1, every=args.every)
         rows = []
         for path in paths:
             config, model_state = load_trained(path)

@@ -4,6 +4,7 @@ Usage::
 
     python -m launch.policy_drift --run runs/RUN
     python -m launch.policy_drift --run runs/RUN --from-step 9000000 --to-step 9600000 --games 64 --steps 120
+    python -m launch.policy_drift --run runs/RUN --every 8     # a whole run, every 8th checkpoint
 
 The first checkpoint in the range plays ``--games`` fresh games for ``--steps`` steps with
 sampled actions, through the actors' own acting code (``launch.rollout.Rollout``), and
@@ -195,8 +196,8 @@ def cli(argv: list[str] | None = None) -> int:
             if getattr(args, name) < 1:
                 raise ConfigError(f"--{name} must be >= 1, got {getattr(args, name)}")
         torch.set_num_threads(args.threads)
-        rows = drift_table(checkpoints_in_range(args.run, args.from_step, args.to_step), args.games, args.steps,
-                           args.seed, args.samples)
+        paths = checkpoints_in_range(args.run, args.from_step, args.to_step, every=args.every)
+        rows = drift_table(paths, args.games, args.steps, args.seed, args.samples)
     except (ConfigError, EnvConfigError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

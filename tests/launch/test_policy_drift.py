@@ -68,6 +68,8 @@ def test_cli_prints_a_table_and_json_for_a_step_range(run_dir: Path, capsys: pyt
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("2 checkpoints of") and "KL prev" in lines[1]
     assert [row["step"] for row in json.loads(lines[-1])] == [200, 300]
+    assert cli(["--run", str(run_dir), "--every", "2", "--games", "2", "--steps", "5", "--samples", "2"]) == 0
+    assert [row["step"] for row in json.loads(capsys.readouterr().out.strip().splitlines()[-1])] == [100, 300]
 
 
 def test_cli_refuses_too_few_checkpoints_and_non_runs(run_dir: Path, tmp_path: Path,
@@ -78,6 +80,10 @@ def test_cli_refuses_too_few_checkpoints_and_non_runs(run_dir: Path, tmp_path: P
     assert "no checkpoints" in capsys.readouterr().err
     assert cli(["--run", str(run_dir), "--games", "0"]) == 2
     assert "--games must be >= 1" in capsys.readouterr().err
+    assert cli(["--run", str(run_dir), "--every", "0"]) == 2
+    assert "--every must be >= 1, got 0" in capsys.readouterr().err
+    assert cli(["--run", str(run_dir), "--from-step", "150", "--every", "2"]) == 2
+    assert "1 checkpoint(s) (taking every 2) between steps 150" in capsys.readouterr().err
     with pytest.raises(CheckpointError, match="span steps 100 .. 300"):
         checkpoints_in_range(run_dir, 301, None)
 
