@@ -145,7 +145,6 @@ def drift_table(paths: list[Path], games: int = 64, steps: int = 120, seed: int 
         CheckpointError: a checkpoint is unreadable or does not fit the first one's agent.
     """
     config, first_state = load_trained(paths[0])
-    loaded = {paths[0]: first_state}
     torch.manual_seed(seed)
     trajectory, state, observation_space, action_space = record_unroll(config, first_state, games, steps, seed)
     mask = trajectory.valid
@@ -153,8 +152,8 @@ def drift_table(paths: list[Path], games: int = 64, steps: int = 120, seed: int 
     count = float(weight.sum().clamp(min=1.0))
     rows: list[dict[str, Any]] = []
     first = previous = None
-    for path in paths:
-        model_state = loaded.pop(path) if path in loaded else load_trained(path)[1]
+    for index, path in enumerate(paths):
+        model_state = first_state if index == 0 else load_trained(path)[1]
         policy = trained_policy(config, model_state, observation_space, action_space)
         params, values = policy_on(policy, trajectory, state)
         distribution = policy.distribution(params)
