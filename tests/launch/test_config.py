@@ -40,8 +40,10 @@ def test_command_line_overrides_the_preset() -> None:
     assert explicit == {"num_actors": 3, "env_kwargs": {"max_steps": 50}, "wandb": True}
 
 
-def test_only_the_easy_rmc_preset_clips_the_policy_ratio_and_none_turns_it_off() -> None:
+def test_only_the_easy_rmc_preset_clips_the_policy_ratio_at_twice_the_learning_rate() -> None:
     assert config_from_preset("boxworld-easy-rmc").pg_ratio_clip == 0.2
+    assert config_from_preset("boxworld-easy-rmc").learning_rate == 6e-4
+    assert config_from_preset("boxworld-easy-lstm").learning_rate == 3e-4
     assert config_from_preset("boxworld-easy-lstm").pg_ratio_clip is None
     assert config_from_preset("boxworld-rmc").pg_ratio_clip is None
     config, *_ = parse_train_args(["--preset", "boxworld-easy-rmc", "--pg-ratio-clip", "none"])
