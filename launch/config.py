@@ -315,7 +315,8 @@ _TASKS: dict[str, dict[str, Any]] = {
 # >= 90% against five of ten (docs/results.md, sessions 15-16). Not measured on the LSTM preset.
 # With the clip, twice the learning rate (6e-4, still linear to 0 over the 20 minutes): four of
 # five runs >= 90% (median 97.6%) against seven of twelve at 3e-4 (median 90.8%), a rule written
-# before the runs (docs/results.md, session 17); a small sample, not a proven difference.
+# before the runs; a sixth, after the change, ended at 66.4% (docs/results.md, session 17): a
+# small sample, not a proven difference.
 _EASY_RMC_EXTRA = {"pg_ratio_clip": 0.2, "learning_rate": 6e-4}
 
 
