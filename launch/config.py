@@ -398,8 +398,13 @@ def _optional(parse: Any) -> Any:
     return parse_or_none
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
-    """Add one ``--flag`` per dataclass field; unset flags stay absent from the namespace."""
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig,
+                         preset: tuple[str, dict[str, Any]] | None = None) -> None:
+    """Add one ``--flag`` per dataclass field; unset flags stay absent from the namespace.
+
+    ``preset`` (name, values), when given, adds the preset's value to the help of each field
+    it changes, so ``--preset NAME --help`` shows what the run will use."""
+    preset_name, preset_values = preset if preset is not None else ("", {})
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
     group = parser.add_argument_group("config fields (override the preset)")
@@ -407,7 +412,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
         hint = hints[item.name]
         flag = "--" + item.name.replace("_", "-")
         default = item.default if item.default is not dataclasses.MISSING else item.default_factory()  # type: ignore[misc]
-        help_text = f"{docs.get(item.name, '')} (default: {json.dumps(default)})".replace("%", "%%")
+        shown = f"default: {json.dumps(default)}"
+        if item.name in preset_values and preset_values[item.name] != default:
+            shown += f"; preset {preset_name}: {json.dumps(preset_values[item.name])}"
+        help_text = f"{docs.get(item.name, '')} ({shown})".replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": item.name, "default": argparse.SUPPRESS, "help": help_text}
         origin = typing.get_origin(hint)
         args = typing.get_args(hint)
@@ -440,28 +448,43 @@ def parse_train_args(
         read from the run directory), the run directory to resume, the fields given
         explicitly, and the preset name.
     """
+    # The preset is read first so that --help can show the values it sets.
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--preset", default=None)
+    named = peek.parse_known_args(argv)[0].preset
     parser = argparse.ArgumentParser(
         prog="python -m launch.train",
-        description="Train an IMPALA agent (RMC or LSTM core) with CPU actor processes and one learner.",
+        description="Train an IMPALA agent (RMC or LSTM core) with CPU actor processes and one learner. "
+                    "With --preset NAME, --help also shows the values that preset sets.",
         epilog="Presets: " + ", ".join(sorted(PRESETS)),
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="start from a preset's values")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue the run in RUN_DIR from its latest checkpoint (its config is reused; "
                              "--total-steps and run-time flags given here override it)")
-    add_config_arguments(parser)
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config (defaults, preset, flags) as JSON and exit without "
+                             "starting or writing anything")
+    add_config_arguments(parser, preset=(named, PRESETS[named]) if named in PRESETS else None)
     namespace = vars(parser.parse_args(argv))
     preset = namespace.pop("preset")
     resume = namespace.pop("resume")
+    print_config = namespace.pop("print_config")
     if resume is not None:
         if preset is not None:
             parser.error("--preset cannot be combined with --resume (the run's saved config is used)")
+        if print_config:
+            parser.error("--print-config cannot be combined with --resume (the run's config is RUN_DIR/config.json)")
         return None, resume, namespace, None
     try:
-        return config_from_preset(preset, **namespace), None, namespace, preset
+        config = config_from_preset(preset, **namespace)
     except ConfigError as error:
         parser.error(str(error))
         raise  # unreachable: parser.error exits
+    if print_config:
+        print(json.dumps(config.to_json(), indent=2))
+        parser.exit(0)
+    return config, None, namespace, preset
 
 
 RESUME_OVERRIDABLE = frozenset({

@@ -23,6 +23,35 @@ def test_every_field_has_a_docstring_and_a_flag_in_help(capsys: pytest.CaptureFi
     assert "Recurrent core of the agent" in text and "boxworld-easy-rmc" in text
 
 
+def test_help_with_a_preset_shows_the_values_it_sets(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_train_args(["--preset", "boxworld-easy-rmc", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps at hyphens
+    assert "(default: 0.0003; preset boxworld-easy-rmc: 0.0006)" in text
+    assert "(default: null; preset boxworld-easy-rmc: 0.2)" in text
+    assert "(default: 32; preset boxworld-easy-rmc: 64)" in text  # --envs-per-actor
+    with pytest.raises(SystemExit):
+        parse_train_args(["--help"])
+    assert "preset boxworld-easy-rmc" not in capsys.readouterr().out
+
+
+def test_print_config_prints_the_resolved_config_and_exits(capsys: pytest.CaptureFixture[str],
+                                                           tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_train_args(["--preset", "boxworld-easy-rmc", "--seed", "7", "--print-config"])
+    assert exit_info.value.code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == config_from_preset("boxworld-easy-rmc", seed=7).to_json()
+    assert printed["learning_rate"] == 6e-4 and printed["seed"] == 7
+    assert list(tmp_path.iterdir()) == []  # type: ignore[attr-defined]
+    with pytest.raises(SystemExit) as exit_info:
+        parse_train_args(["--resume", "runs/x", "--print-config"])
+    assert exit_info.value.code == 2
+    assert "--print-config cannot be combined with --resume" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("task", ["boxworld-easy", "boxworld", "boxworld-viewport", "minipacman", "minipacman-viewport"])
 def test_each_task_has_an_rmc_and_an_lstm_preset(task: str) -> None:
     rmc, lstm = config_from_preset(f"{task}-rmc"), config_from_preset(f"{task}-lstm")
