@@ -24,6 +24,7 @@ import time
 
 import torch
 
+from launch.buffers import split_batch
 from launch.config import PRESETS, config_from_preset
 from launch.train import Trainer
 
@@ -45,6 +46,7 @@ def learner_only(trainer: Trainer, seconds: float) -> float:
     slots = pool.take(config.unrolls_per_batch)
     trajectory, state, _ = trainer.buffers.gather(slots, trainer.device)
     pool.release(slots)
+    trajectory, state = split_batch(trajectory, state, config.updates_per_batch)[0]  # one update's batch
     trainer.learner.update(trajectory, state)
     synchronise(trainer.device)
     updates, start = 0, time.perf_counter()

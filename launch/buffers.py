@@ -187,6 +187,27 @@ class RolloutBuffers:
         return trajectory, state, self.policy_version.index_select(0, index).clone()
 
 
+def split_batch(trajectory: Trajectory, state: tuple[torch.Tensor, ...], parts: int
+                ) -> list[tuple[Trajectory, tuple[torch.Tensor, ...]]]:
+    """Cut a gathered batch into ``parts`` equal batches of whole unrolls, in game order.
+
+    Used when the learner's batch is smaller than an actor buffer's ``E`` games: one
+    buffer then feeds ``E // batch_size`` updates.
+    """
+    games = trajectory.reward.shape[1]
+    if parts < 1 or games % parts:
+        raise ValueError(f"cannot split a batch of {games} unrolls into {parts} equal parts")
+    width = games // parts
+    pieces = []
+    for first in range(0, games, width):
+        def time_major(leaf: torch.Tensor) -> torch.Tensor:
+            return leaf[:, first:first + width].contiguous()
+
+        part = Trajectory(*(map_structure(time_major, field) for field in trajectory))
+        pieces.append((part, tuple(leaf[first:first + width].contiguous() for leaf in state)))
+    return pieces
+
+
 def buffers_per_actor(unrolls_per_batch: int, num_actors: int) -> int:
     """Slots per actor so the learner can hold a full batch while every actor keeps one
     slot to write into (no deadlock, acting overlaps learning)."""

@@ -65,7 +65,8 @@ class TrainConfig:
     unroll_length: int = 20
     """Transitions T per unroll."""
     batch_size: int = 32
-    """Unrolls (one per game) per learner update; a multiple of envs_per_actor."""
+    """Unrolls (one per game) per learner update: a multiple of envs_per_actor (whole actor
+    buffers per update), or a divisor of it (each buffer's games split over several updates)."""
     backend: Literal["local", "ray"] = "local"
     """Where the actors run: processes on this machine, or Ray actors spread over a Ray
     cluster (pip install '.[ray]'; see docs/ray.md)."""
@@ -174,8 +175,14 @@ class TrainConfig:
 
     @property
     def unrolls_per_batch(self) -> int:
-        """Actor buffers (each ``envs_per_actor`` games wide) in one learner batch."""
-        return self.batch_size // self.envs_per_actor
+        """Actor buffers (each ``envs_per_actor`` games wide) taken for one learner batch."""
+        return max(1, self.batch_size // self.envs_per_actor)
+
+    @property
+    def updates_per_batch(self) -> int:
+        """Learner updates made from the buffers taken at once: ``envs_per_actor //
+        batch_size`` when the batch is smaller than an actor's games, otherwise 1."""
+        return max(1, self.envs_per_actor // self.batch_size)
 
     @property
     def steps_per_update(self) -> int:
@@ -195,9 +202,10 @@ class TrainConfig:
             raise ConfigError(f"best_window_episodes must be an integer >= 0, got {self.best_window_episodes!r}")
         if self.max_actor_restarts < 0:
             raise ConfigError(f"max_actor_restarts must be >= 0, got {self.max_actor_restarts}")
-        if self.batch_size % self.envs_per_actor:
+        if self.batch_size % self.envs_per_actor and self.envs_per_actor % self.batch_size:
             raise ConfigError(
-                f"batch_size must be a multiple of envs_per_actor ({self.envs_per_actor}), got {self.batch_size}"
+                f"batch_size must be a multiple or a divisor of envs_per_actor ({self.envs_per_actor}), "
+                f"got {self.batch_size}"
             )
         for name in ("learning_rate", "log_interval_s", "checkpoint_interval_s", "actor_timeout_s", "grad_norm_clip",
                      "rmsprop_eps", "adam_eps"):

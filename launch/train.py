@@ -35,7 +35,7 @@ import torch
 
 from launch.actor_pool import ActorFailure, ActorPool, EpisodeRecord
 from launch.best_policy import BestTracker
-from launch.buffers import RolloutBuffers, buffers_per_actor
+from launch.buffers import RolloutBuffers, buffers_per_actor, split_batch
 from launch.checkpoint import (
     BEST_CHECKPOINT,
     CheckpointError,
@@ -256,20 +256,26 @@ class Trainer:
                 if learn:
                     trajectory, initial_state, versions = self.buffers.gather(slots, self.device)
                     pool.release(slots)
-                    lag = (self.learner.updates - versions).float()
-                    # the run ends at the time trained before this invocation plus its limit
-                    time_fraction = (counters.elapsed_s / (elapsed_before + duration_s)
-                                     if duration_s is not None else 0.0)
-                    update_metrics = self.learner.update(trajectory, initial_state, time_fraction)
-                    pool.publish_weights(self.policy.state_dict(), self.learner.updates)
-                    counters.updates = self.learner.updates
-                    for name, value in update_metrics.items():
-                        interval[name].append(value)
-                    interval["policy_lag_mean"].append(float(lag.mean()))
-                    interval["policy_lag_max"].append(float(lag.max()))
+                    batches = ([(trajectory, initial_state)] if config.updates_per_batch == 1
+                               else split_batch(trajectory, initial_state, config.updates_per_batch))
+                    for part, part_state in batches:
+                        if counters.step >= config.total_steps:  # a split batch may end the run part-way
+                            break
+                        lag = (self.learner.updates - versions).float()
+                        # the run ends at the time trained before this invocation plus its limit
+                        time_fraction = (counters.elapsed_s / (elapsed_before + duration_s)
+                                         if duration_s is not None else 0.0)
+                        update_metrics = self.learner.update(part, part_state, time_fraction)
+                        pool.publish_weights(self.policy.state_dict(), self.learner.updates)
+                        counters.updates = self.learner.updates
+                        for name, value in update_metrics.items():
+                            interval[name].append(value)
+                        interval["policy_lag_mean"].append(float(lag.mean()))
+                        interval["policy_lag_max"].append(float(lag.max()))
+                        counters.step += config.steps_per_update
                 else:
                     pool.release(slots)
-                counters.step += config.steps_per_update
+                    counters.step += config.steps_per_update * config.updates_per_batch
             now = time.monotonic()
             if now - last_log >= config.log_interval_s:
                 if learn:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from launch.actor import ActorLoop, ActorSpec
-from launch.buffers import RolloutBuffers, buffers_per_actor, space_layout
+from launch.buffers import RolloutBuffers, buffers_per_actor, space_layout, split_batch
 from launch.config import TrainConfig
 from launch.env_factory import EnvConfigError, episode_stats, make_vector_env
 from launch.policy_factory import build_policy
@@ -105,6 +105,25 @@ def test_boxworld_unrolls_carry_success_and_gather_into_a_batch() -> None:
     assert torch.equal(trajectory.reward[:, :E], buffers.reward[order[0]])
     assert [part.shape[0] for part in state] == [2 * E] * len(state)
     assert versions.tolist() == [5, 5]
+
+
+def test_a_gathered_batch_splits_into_equal_batches_of_whole_unrolls() -> None:
+    config = TrainConfig(env="rmc/BoxWorldEasy-v0", core="rmc", hidden_size=16, unroll_length=T,
+                         core_kwargs={"mem_slots": 2, "head_size": 8, "num_heads": 1}, envs_per_actor=E,
+                         batch_size=1, env_kwargs={"max_steps": 10})
+    assert (config.unrolls_per_batch, config.updates_per_batch) == (1, E)
+    buffers, order, _, _ = collect_unrolls(config, 1)
+    trajectory, state, _ = buffers.gather(order, torch.device("cpu"))
+    parts = split_batch(trajectory, state, E)
+    assert len(parts) == E
+    for index, field in enumerate(trajectory):
+        pieces = [part[index] for part, _ in parts]
+        assert all(piece.shape[1] == 1 for piece in pieces)
+        assert torch.equal(torch.cat(pieces, dim=1), field)
+    for index, whole in enumerate(state):
+        assert torch.equal(torch.cat([part_state[index] for _, part_state in parts], dim=0), whole)
+    with pytest.raises(ValueError, match=f"cannot split a batch of {E} unrolls into 2 equal parts"):
+        split_batch(trajectory, state, 2)
 
 
 def _read_weights(weights: SharedWeights, result: multiprocessing.Queue) -> None:

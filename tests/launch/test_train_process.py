@@ -238,7 +238,7 @@ def test_bad_input_exits_non_zero_and_writes_nothing(tmp_path: Path, arguments: 
     ("arguments", "message"),
     [
         (["--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
-        (["--batch-size", "6"], "batch_size must be a multiple of envs_per_actor (4), got 6"),
+        (["--batch-size", "6"], "batch_size must be a multiple or a divisor of envs_per_actor (4), got 6"),
         (["--discount", "1.5"], "discount must be in [0, 1], got 1.5"),
         (["--core", "gru"], "invalid choice: 'gru'"),
         (["--env-kwargs", "[1]"], "expected a JSON object"),

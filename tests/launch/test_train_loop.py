@@ -1,0 +1,53 @@
+"""The learner loop's batches: whole actor buffers per update, or one buffer's games split
+over several updates when the batch is smaller than an actor's games."""
+
+from __future__ import annotations
+
+import pytest
+
+from launch.config import ConfigError, TrainConfig
+from launch.train import Trainer
+
+
+def small_config(**overrides) -> TrainConfig:
+    values = {"env": "CartPole-v1", "core": "lstm", "core_kwargs": {"hidden_size": 8}, "hidden_size": 8,
+              "num_actors": 1, "unroll_length": 5, "log_interval_s": 1e9, "checkpoint_interval_s": 1e9, **overrides}
+    return TrainConfig(**values)
+
+
+@pytest.mark.parametrize(("envs_per_actor", "batch_size", "unrolls", "updates"), [(4, 8, 2, 1), (4, 4, 1, 1),
+                                                                                    (4, 2, 1, 2), (4, 1, 1, 4)])
+def test_batch_size_sets_buffers_taken_and_updates_made(envs_per_actor: int, batch_size: int, unrolls: int,
+                                                        updates: int) -> None:
+    config = small_config(envs_per_actor=envs_per_actor, batch_size=batch_size)
+    assert (config.unrolls_per_batch, config.updates_per_batch) == (unrolls, updates)
+    assert config.steps_per_update == 5 * batch_size
+
+
+@pytest.mark.parametrize("batch_size", [3, 6])
+def test_a_batch_neither_multiple_nor_divisor_of_the_games_is_refused(batch_size: int) -> None:
+    with pytest.raises(ConfigError, match=f"multiple or a divisor of envs_per_actor \\(4\\), got {batch_size}"):
+        small_config(envs_per_actor=4, batch_size=batch_size).validate()
+
+
+def test_a_batch_smaller_than_an_actors_games_makes_one_update_per_part() -> None:
+    # 4 games per actor, batch 2, unroll 5: each buffer feeds two updates of 10 steps
+    config = small_config(envs_per_actor=4, batch_size=2, total_steps=200)
+    trainer = Trainer(config, run=None, log=lambda text: None)
+    try:
+        trainer.start()
+        seen: list[int] = []
+        update = trainer.learner.update
+
+        def recording_update(trajectory, state, time_fraction=0.0):
+            seen.append(trajectory.reward.shape[1])
+            assert all(part.shape[0] == 2 for part in state)
+            return update(trajectory, state, time_fraction)
+
+        trainer.learner.update = recording_update
+        trainer.run_loop(learn=True, duration_s=120.0)
+        assert trainer.counters.step == 200
+        assert trainer.counters.updates == trainer.learner.updates == len(seen) == 20
+        assert set(seen) == {2}
+    finally:
+        trainer.close()
