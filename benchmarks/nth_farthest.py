@@ -22,6 +22,24 @@ Examples::
 
 Unless ``--json`` / ``--png`` say otherwise, a run writes its curve and plot under
 ``runs/nth_farthest/`` (git-ignored), named by core and task size.
+
+Diagnostics of the 2/N plateau (docs/nth_farthest.md, session 20). Answering needs every
+vector found again by its label; these take that step apart:
+
+* ``--core labelled-vectors`` is no core: the answer head reads the vectors already sorted
+  by label (row ``j`` the vector labelled ``j``) plus ``n`` and ``m``, i.e. what a memory
+  that bound every vector to its label would hold;
+* ``--core whole-sequence`` is no core either: the head reads all steps concatenated in the
+  order they were shown, labels as one-hots, so it must do the binding itself;
+* ``--binding-probe`` logs ``binding_r2`` at every evaluation: the share of the variance of
+  the label-sorted vectors that a ridge read-out (fitted on fresh held-out examples) finds
+  in the head's input, i.e. how much of the binding the core's final state holds;
+* ``--freeze-core`` trains the head alone on the core's initial random features.
+
+::
+
+    python benchmarks/nth_farthest.py --core labelled-vectors --num-vectors 4 --num-dims 4 --batch-size 256 --lr 1e-3
+    python benchmarks/nth_farthest.py --core rmc --binding-probe --batch-size 256 --lr 1e-3 --head-size 32
 """
 
 from __future__ import annotations
@@ -38,11 +56,48 @@ from torch import Tensor, nn
 
 from rmc_core import make_core
 from rmc_core.relational_memory import sonnet_linear_init_
-from rmc_core.nth_farthest import QUESTIONS, nth_farthest_batch
+from rmc_core.nth_farthest import QUESTIONS, nth_farthest_batch, vectors_by_label
+
+RECURRENT_CORES = ("rmc", "lstm")
+READOUTS = ("labelled-vectors", "whole-sequence")
+"""Diagnostic stand-ins for a core (see the module docstring): they hand the answer head a
+fixed view of the whole sequence instead of a recurrent core's final state."""
+
+
+class LabelledVectors(nn.Module):
+    """The vectors sorted by label, then ``n`` and ``m``: a perfectly bound memory (diagnostic)."""
+
+    def __init__(self, num_vectors: int, num_dims: int) -> None:
+        super().__init__()
+        self.num_vectors, self.num_dims = num_vectors, num_dims
+        self.output_size = num_vectors * num_dims + 2 * num_vectors
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """inputs ``[T, B, F]`` -> ``[B, N*D + 2N]``."""
+        bound = vectors_by_label(inputs, self.num_vectors, self.num_dims).flatten(1)  # [B, N*D]
+        question = inputs[0, :, self.num_dims + self.num_vectors :]  # [B, 2N], the same at every step
+        return torch.cat([bound, question], dim=-1)
+
+
+class WholeSequence(nn.Module):
+    """Every step's input concatenated in the order shown (diagnostic)."""
+
+    def __init__(self, num_vectors: int, num_dims: int) -> None:
+        super().__init__()
+        self.output_size = num_vectors * (num_dims + 3 * num_vectors)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """inputs ``[T, B, F]`` -> ``[B, T*F]``."""
+        return inputs.transpose(0, 1).flatten(1)
 
 
 class NthFarthestModel(nn.Module):
-    """Core over the sequence, then the paper's answer head on its final output."""
+    """Core over the sequence, then the paper's answer head on its final output.
+
+    ``core`` is a recurrent core (``initial_state`` / ``unroll``) or one of the diagnostic
+    read-outs (:class:`LabelledVectors`, :class:`WholeSequence`), which map the whole
+    ``[T, B, F]`` sequence to the head's input at once.
+    """
 
     def __init__(self, core: nn.Module, num_vectors: int, mlp_width: int = 256, mlp_layers: int = 4,
                  head_init: str = "sonnet") -> None:
@@ -63,16 +118,26 @@ class NthFarthestModel(nn.Module):
                 if isinstance(layer, nn.Linear):
                     sonnet_linear_init_(layer)
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        """inputs ``[T, B, F]`` -> logits ``[B, num_vectors]``."""
+    def features(self, inputs: Tensor) -> Tensor:
+        """inputs ``[T, B, F]`` -> the head's input ``[B, core.output_size]``."""
+        if isinstance(self.core, (LabelledVectors, WholeSequence)):
+            return self.core(inputs)
         steps, batch = inputs.shape[:2]
         state = self.core.initial_state(batch, device=inputs.device, dtype=inputs.dtype)
         reset = torch.zeros(steps, batch, dtype=torch.bool, device=inputs.device)
         outputs, _ = self.core.unroll(inputs, reset, state)
-        return self.head(outputs[-1])
+        return outputs[-1]
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """inputs ``[T, B, F]`` -> logits ``[B, num_vectors]``."""
+        return self.head(self.features(inputs))
 
 
 def build_core(args: argparse.Namespace, input_size: int) -> nn.Module:
+    if args.core == "labelled-vectors":
+        return LabelledVectors(args.num_vectors, args.num_dims)
+    if args.core == "whole-sequence":
+        return WholeSequence(args.num_vectors, args.num_dims)
     if args.core == "rmc":
         return make_core(
             "rmc",
@@ -102,16 +167,63 @@ def test_accuracy(model: nn.Module, args: argparse.Namespace, device: torch.devi
     return correct / total
 
 
+def ridge_r2(features: Tensor, targets: Tensor, train_fraction: float = 0.8, ridge: float = 1e-3) -> float:
+    """R^2 on held-out rows of a ridge regression from ``features`` to ``targets``.
+
+    The first ``train_fraction`` of the rows fit the read-out (features standardised with
+    the fitting rows' statistics, a bias column, penalty ``ridge`` per fitting row); the
+    rest score it: 1 - mean squared error / mean variance of the target columns (1: the
+    targets are a linear function of the features; 0: no better than their mean).
+
+    Raises:
+        ValueError: fewer than two rows on either side, or mismatched row counts.
+    """
+    rows = features.shape[0]
+    split = int(rows * train_fraction)
+    if targets.shape[0] != rows or split < 2 or rows - split < 2:
+        raise ValueError(f"need matching rows and >= 2 on each side of the split, got {rows} and {targets.shape[0]} "
+                         f"rows split at {split}")
+    features, targets = features.double(), targets.double()
+    mean, std = features[:split].mean(0), features[:split].std(0) + 1e-8
+    design = torch.cat([(features - mean) / std, torch.ones(rows, 1, dtype=torch.float64)], dim=1)
+    fit, held_out = design[:split], design[split:]
+    gram = fit.T @ fit + ridge * split * torch.eye(design.shape[1], dtype=torch.float64)
+    weights = torch.linalg.solve(gram, fit.T @ targets[:split])
+    error = ((held_out @ weights - targets[split:]) ** 2).mean()
+    return float(1.0 - error / targets[split:].var(0).mean())
+
+
+@torch.no_grad()
+def binding_r2(model: NthFarthestModel, args: argparse.Namespace, device: torch.device) -> float:
+    """How much of the label-sorted vectors a linear read-out finds in the head's input.
+
+    ``args.probe_examples`` fresh sequences from their own stream (seed + 2_000_003), 80% to
+    fit the read-out and 20% to score it (:func:`ridge_r2`).
+    """
+    generator = torch.Generator().manual_seed(args.seed + 2_000_003)
+    batch = nth_farthest_batch(args.probe_examples, args.num_vectors, args.num_dims, generator, args.question)
+    model.eval()
+    features = torch.cat([model.features(chunk.to(device)).cpu() for chunk in batch.inputs.split(4096, dim=1)])
+    model.train()
+    targets = vectors_by_label(batch.inputs, args.num_vectors, args.num_dims).flatten(1)
+    return ridge_r2(features, targets)
+
+
 def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     input_size = args.num_dims + 3 * args.num_vectors
     model = NthFarthestModel(build_core(args, input_size), args.num_vectors, head_init=args.head_init).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if args.freeze_core:
+        model.core.requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     train_generator = torch.Generator().manual_seed(args.seed)
     num_parameters = sum(p.numel() for p in model.parameters())
     print(f"core={args.core} parameters={num_parameters} input_size={input_size}", flush=True)
+    initial_binding_r2 = binding_r2(model, args, device) if args.binding_probe else None
+    if initial_binding_r2 is not None:
+        print(json.dumps({"step": 0, "binding_r2": initial_binding_r2}), flush=True)
     curve: list[dict] = []
     start = time.perf_counter()
     recent_loss, recent_correct, recent_count = 0.0, 0, 0
@@ -138,6 +250,8 @@ def train(args: argparse.Namespace) -> dict:
                 "train_accuracy": recent_correct / recent_count,
                 "test_accuracy": accuracy,
             }
+            if args.binding_probe:
+                point["binding_r2"] = binding_r2(model, args, device)
             curve.append(point)
             print(json.dumps(point), flush=True)
             recent_loss, recent_correct, recent_count = 0.0, 0, 0
@@ -149,6 +263,7 @@ def train(args: argparse.Namespace) -> dict:
         "num_parameters": num_parameters,
         "final_test_accuracy": curve[-1]["test_accuracy"],
         "best_test_accuracy": max(point["test_accuracy"] for point in curve),
+        "initial_binding_r2": initial_binding_r2,
         "wall_seconds": round(time.perf_counter() - start, 2),
         "curve": curve,
     }
@@ -165,15 +280,23 @@ def plot(results: list[dict], png: Path) -> None:
         config = result["config"]
         accuracy = [point["test_accuracy"] for point in result["curve"]]
         examples = [point["examples"] / 1e6 for point in result["curve"]]
-        size = (
-            f"{config['mem_slots']}x{config['head_size'] * config['num_heads']}"
-            if config["core"] == "rmc"
-            else f"h{config['lstm_hidden_size']}"
-        )
-        if config["core"] == "rmc" and config.get("num_blocks", 1) > 1:
-            size += f" {config['num_blocks']} blocks"
-        label = f"{config['core'].upper()} {size}, lr {config['lr']:g}, B {config['batch_size']} ({result['wall_seconds'] / 60:.0f} min)"
-        axis.plot(examples, accuracy, label=label)
+        if config["core"] == "rmc":
+            name = f"RMC {config['mem_slots']}x{config['head_size'] * config['num_heads']}"
+            if config.get("num_blocks", 1) > 1:
+                name += f" {config['num_blocks']} blocks"
+        elif config["core"] == "lstm":
+            name = f"LSTM h{config['lstm_hidden_size']}"
+        else:
+            name = f"head on {config['core']}"
+        if config.get("freeze_core"):
+            name += " (frozen)"
+        label = f"{name}, lr {config['lr']:g}, B {config['batch_size']} ({result['wall_seconds'] / 60:.0f} min)"
+        line, = axis.plot(examples, accuracy, label=label)
+        if "binding_r2" in result["curve"][0]:
+            probed = [(point["examples"] / 1e6, point["binding_r2"]) for point in result["curve"]]
+            if result.get("initial_binding_r2") is not None:
+                probed.insert(0, (0.0, result["initial_binding_r2"]))
+            axis.plot(*zip(*probed), linestyle="--", color=line.get_color(), label=f"binding R^2, {name}")
     config = results[0]["config"]
     axis.axhline(1 / config["num_vectors"], color="grey", linestyle=":", label="chance")
     # Without comparing vectors a model can still answer m when n asks for the last
@@ -198,7 +321,8 @@ copy a run worth keeping into docs/ by hand)."""
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--core", choices=["rmc", "lstm"], default="rmc")
+    parser.add_argument("--core", choices=[*RECURRENT_CORES, *READOUTS], default="rmc",
+                        help="the recurrent core, or a diagnostic read-out of the whole sequence (see above)")
     parser.add_argument("--num-vectors", type=int, default=4, help="vectors per sequence (paper: 8)")
     parser.add_argument("--num-dims", type=int, default=4, help="dimensions per vector (paper: 16)")
     parser.add_argument("--question", choices=QUESTIONS, default="farthest",
@@ -217,6 +341,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--head-init", choices=["sonnet", "torch"], default="sonnet",
                         help="answer MLP initialisation: Sonnet's (the reference) or PyTorch's default")
     parser.add_argument("--lstm-hidden-size", type=int, default=512)
+    parser.add_argument("--freeze-core", action="store_true", help="train the answer head only (diagnostic)")
+    parser.add_argument("--binding-probe", action="store_true",
+                        help="log binding_r2: how much of the label-sorted vectors a linear read-out finds in the "
+                             "head's input (diagnostic, see above)")
+    parser.add_argument("--probe-examples", type=int, default=10000, help="fresh sequences per binding probe")
     parser.add_argument("--eval-interval", type=int, default=250, help="steps between test evaluations")
     parser.add_argument("--test-batches", type=int, default=4, help="held-out batches per evaluation")
     parser.add_argument("--seed", type=int, default=0)
@@ -229,7 +358,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"learning-curve PNG (default {RESULTS_DIR}/nth_farthest_<core>_<N>x<D>[_rank].png, "
                              f"or {RESULTS_DIR}/nth_farthest.png with --plot)")
     parser.add_argument("--plot", type=Path, nargs="+", default=None, help="only plot these result JSONs into --png")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.freeze_core and args.core not in RECURRENT_CORES:
+        parser.error(f"--freeze-core needs a recurrent core ({', '.join(RECURRENT_CORES)}), got --core {args.core}")
+    if args.probe_examples < 10:
+        parser.error(f"--probe-examples must be >= 10 (80% fit the read-out, 20% score it), got {args.probe_examples}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -91,3 +91,33 @@ def nth_farthest_batch(
     query = torch.cat([F.one_hot(nth, num_vectors), F.one_hot(reference_label, num_vectors)], dim=-1).float()
     inputs = torch.cat([vectors, label_one_hot, query[:, None].expand(-1, num_vectors, -1)], dim=-1)
     return NthFarthestBatch(inputs.transpose(0, 1).contiguous(), targets)
+
+
+def vectors_by_label(inputs: Tensor, num_vectors: int, num_dims: int) -> Tensor:
+    """The vectors of each sequence sorted by their labels: what a perfect memory would hold.
+
+    The task shows the vectors in a random order, each with its label; answering needs each
+    vector found by its label (the label ``m`` names the reference, and for the paper's
+    question the answer is a label). This is the vectors re-ordered so that row ``j`` is the
+    vector labelled ``j``, for diagnostics of that binding.
+
+    Args:
+        inputs: ``[T, B, num_dims + 3 * num_vectors]`` as made by :func:`nth_farthest_batch`.
+        num_vectors: N (= T).
+        num_dims: D.
+
+    Returns:
+        ``[B, N, D]``.
+
+    Raises:
+        ValueError: ``inputs`` does not have the layout of that task size.
+    """
+    width = num_dims + 3 * num_vectors
+    if inputs.dim() != 3 or inputs.shape[0] != num_vectors or inputs.shape[-1] != width:
+        raise ValueError(
+            f"inputs must be [T={num_vectors}, B, {width}] for {num_vectors} vectors of {num_dims} dims, "
+            f"got shape {list(inputs.shape)}"
+        )
+    vectors = inputs[..., :num_dims]  # [T, B, D]
+    labels = inputs[..., num_dims : num_dims + num_vectors]  # [T, B, N] one-hot
+    return torch.einsum("tbd,tbn->bnd", vectors, labels)
