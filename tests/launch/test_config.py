@@ -57,7 +57,10 @@ def test_each_task_has_an_rmc_and_an_lstm_preset(task: str) -> None:
     rmc, lstm = config_from_preset(f"{task}-rmc"), config_from_preset(f"{task}-lstm")
     assert (rmc.core, lstm.core) == ("rmc", "lstm")
     assert rmc.env == lstm.env and rmc.env.startswith("rmc/")
-    assert rmc.total_steps == lstm.total_steps and rmc.batch_size == lstm.batch_size
+    assert rmc.total_steps == lstm.total_steps and rmc.time_limit_s == lstm.time_limit_s
+    assert (rmc.envs_per_actor, rmc.unroll_length) == (lstm.envs_per_actor, lstm.unroll_length)  # same acting
+    if task != "boxworld-easy":  # the easy RMC preset's learner settings were tuned on its own runs
+        assert rmc.batch_size == lstm.batch_size and rmc.learning_rate == lstm.learning_rate
 
 
 def test_command_line_overrides_the_preset() -> None:
@@ -72,6 +75,9 @@ def test_command_line_overrides_the_preset() -> None:
 def test_only_the_easy_rmc_preset_clips_the_policy_ratio_at_twice_the_learning_rate() -> None:
     assert config_from_preset("boxworld-easy-rmc").pg_ratio_clip == 0.2
     assert config_from_preset("boxworld-easy-rmc").learning_rate == 6e-4
+    assert config_from_preset("boxworld-easy-rmc").batch_size == 32  # half an actor's 64 games
+    assert config_from_preset("boxworld-easy-rmc").updates_per_batch == 2
+    assert config_from_preset("boxworld-easy-lstm").batch_size == 64
     assert config_from_preset("boxworld-easy-lstm").learning_rate == 3e-4
     assert config_from_preset("boxworld-easy-lstm").pg_ratio_clip is None
     assert config_from_preset("boxworld-rmc").pg_ratio_clip is None
