@@ -212,6 +212,8 @@ def binding_r2(model: NthFarthestModel, args: argparse.Namespace, device: torch.
 def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
+    if args.tf32:
+        torch.set_float32_matmul_precision("high")
     device = torch.device(args.device)
     input_size = args.num_dims + 3 * args.num_vectors
     model = NthFarthestModel(build_core(args, input_size), args.num_vectors, head_init=args.head_init).to(device)
@@ -290,7 +292,11 @@ def plot(results: list[dict], png: Path) -> None:
             name = f"head on {config['core']}"
         if config.get("freeze_core"):
             name += " (frozen)"
-        label = f"{name}, lr {config['lr']:g}, B {config['batch_size']} ({result['wall_seconds'] / 60:.0f} min)"
+        where = "GPU" if str(config.get("device", "cpu")).startswith("cuda") else "CPU"
+        label = (f"{name}, lr {config['lr']:g}, B {config['batch_size']}, seed {config.get('seed', 0)} "
+                 f"({result['wall_seconds'] / 60:.0f} min {where})")
+        if config.get("question", "farthest") != results[0]["config"].get("question", "farthest"):
+            label += f", {config['question']} question"
         line, = axis.plot(examples, accuracy, label=label)
         if "binding_r2" in result["curve"][0]:
             probed = [(point["examples"] / 1e6, point["binding_r2"]) for point in result["curve"]]
@@ -351,6 +357,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tf32", action="store_true",
+                        help="let float32 matrix products use TF32 on GPUs that have it (faster, 10-bit mantissa)")
     parser.add_argument("--json", type=Path, default=None,
                         help=f"where to write the curve (default {RESULTS_DIR}/nth_farthest_<core>_<N>x<D>[_rank].json)")
     parser.add_argument("--csv", type=Path, default=None, help="where to write the curve as CSV")

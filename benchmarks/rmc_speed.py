@@ -42,7 +42,15 @@ from rmc_core import RelationalMemory
 MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(2**32), "MALLOC_TRIM_THRESHOLD_": str(2**36)}
 
 
-def time_interleaved(functions: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict[str, tuple[float, float]]:
+def synchronise(device: torch.device) -> None:
+    """Waits for queued GPU work, so that wall time covers the kernels and not only their launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    functions: dict[str, Callable[[], None]], repeats: int, warmup: int, device: torch.device = torch.device("cpu")
+) -> dict[str, tuple[float, float]]:
     """Times several passes round-robin, so that load from other processes hits all alike.
 
     Returns:
@@ -53,11 +61,14 @@ def time_interleaved(functions: dict[str, Callable[[], None]], repeats: int, war
     for _ in range(warmup):
         for function in functions.values():
             function()
+    synchronise(device)
     best = {name: (math.inf, math.inf) for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
+            synchronise(device)
             wall, cpu = time.perf_counter(), time.process_time()
             function()
+            synchronise(device)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
     return best
@@ -65,12 +76,12 @@ def time_interleaved(functions: dict[str, Callable[[], None]], repeats: int, war
 
 def rmc_pass(core: nn.Module, inputs: torch.Tensor, step: Callable | None = None) -> Callable[[], None]:
     steps, batch = inputs.shape[:2]
-    reset = torch.zeros(steps, batch, dtype=torch.bool)
+    reset = torch.zeros(steps, batch, dtype=torch.bool, device=inputs.device)
     reset[steps // 2, : batch // 4] = True  # a few episode starts, as in real unrolls
 
     def run() -> None:
         core.zero_grad(set_to_none=True)
-        outputs, _ = core.unroll(inputs, reset, core.initial_state(batch))
+        outputs, _ = core.unroll(inputs, reset, core.initial_state(batch, device=inputs.device))
         outputs.square().mean().backward()
 
     return run
@@ -101,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gate-style", default="memory")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the RMC's step")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tf32", action="store_true",
+                        help="let float32 matrix products use TF32 on GPUs that have it (torch.set_float32_matmul_precision('high'))")
     parser.add_argument(
         "--configurations", nargs="+", choices=["rows", "vector"], default=["rows", "vector"],
         help="which input configurations to time (multi-row, one-row)",
@@ -113,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
+    if args.tf32:
+        torch.set_float32_matmul_precision("high")
     device = torch.device(args.device)
     steps, batch = args.steps, args.batch_size
     mem_size = args.head_size * args.num_heads
@@ -120,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, T={steps}, B={batch}, "
         f"RMC {args.mem_slots} slots x {mem_size} ({args.num_heads} heads of {args.head_size}), "
-        f"gate_style={args.gate_style}, malloc settings {'off' if args.keep_malloc else 'on'}"
+        f"gate_style={args.gate_style}, malloc settings {'off' if args.keep_malloc else 'on'}, "
+        f"float32 matmul precision {torch.get_float32_matmul_precision()}"
     )
     configurations = []
     if "rows" in args.configurations:
@@ -156,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             passes["RMC, torch.compile'd step"] = rmc_pass(compiled_core, inputs)
             passes["RMC, torch.compile'd step"]()
             print(f"torch.compile warm-up pass: {time.perf_counter() - start:.1f} s")
-        results = time_interleaved(passes, args.repeats, args.warmup)
+        results = time_interleaved(passes, args.repeats, args.warmup, device)
         rmc_wall, rmc_cpu = results["RMC"]
         print(f"\n[{name}] forward+backward, best of {args.repeats}: wall ms / CPU ms (ratio RMC/this, wall / CPU)")
         for pass_name, (wall, cpu) in results.items():
