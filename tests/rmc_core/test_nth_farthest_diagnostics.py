@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,15 +11,9 @@ import pytest
 import torch
 
 from rmc_core.nth_farthest import nth_farthest_batch, vectors_by_label
+from tests.benchmark_scripts import load_benchmark
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("nth_farthest_benchmark", REPO / "benchmarks" / "nth_farthest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_vectors_by_label_puts_each_vector_in_the_row_of_its_label():
@@ -41,7 +34,7 @@ def test_vectors_by_label_names_a_wrong_layout():
 
 
 def test_ridge_r2_is_one_for_a_linear_target_and_near_zero_for_an_unrelated_one():
-    ridge_r2 = load_benchmark().ridge_r2
+    ridge_r2 = load_benchmark("nth_farthest").ridge_r2
     generator = torch.Generator().manual_seed(7)
     features = torch.randn(2000, 12, generator=generator)
     linear = features @ torch.randn(12, 3, generator=generator) + 0.5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -10,14 +9,9 @@ from pathlib import Path
 
 import torch
 
+from tests.benchmark_scripts import load_benchmark
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("rmc_speed_benchmark", REPO / "benchmarks" / "rmc_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_rmc_speed_prints_a_ratio_for_every_pass_at_both_configurations() -> None:
@@ -34,7 +28,7 @@ def test_rmc_speed_prints_a_ratio_for_every_pass_at_both_configurations() -> Non
 
 
 def test_rmc_pass_builds_its_reset_mask_and_state_on_the_inputs_device() -> None:
-    benchmark = load_benchmark()
+    benchmark = load_benchmark("rmc_speed")
     seen = {}
 
     class Recorder(torch.nn.Module):
