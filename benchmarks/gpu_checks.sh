@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The GPU figures that issues 3 and 5 ask for, in one pass of about seven minutes on one GPU.
+# The GPU figures that issues 3 and 5 ask for, in one pass of about eight minutes on one GPU.
 #
 #   OUT=results_dir bash benchmarks/gpu_checks.sh
 #
 # 1. speed, the GPU alone: benchmarks/rmc_speed.py (RMC against nn.LSTM, float32 and TF32)
 #    and benchmarks/train_throughput.py (acting, training and learner-only steps/s) for the
-#    Box-World and easy Box-World RMC presets, the learner on the GPU, the actors on the CPUs;
+#    Box-World and easy Box-World RMC presets (and the first with --compile-core), the learner
+#    on the GPU, the actors on the CPUs;
 # 2. the N-th farthest task, four runs side by side on the GPU for NTH_MINUTES each: the
 #    paper's 8 x 16 setting for the RMC and the LSTM, and the reduced 4 x 4 task (both
 #    questions) at the paper's batch of 1600.
@@ -37,6 +38,9 @@ if [ "${SKIP_SPEED:-0}" != 1 ]; then
             stamp "train_throughput $preset"
             timeout 150 $py benchmarks/train_throughput.py --device "$device" --preset $preset --seconds 8 --warmup-seconds 4
         done
+        stamp "train_throughput boxworld-rmc, compiled RMC step"
+        timeout 200 $py benchmarks/train_throughput.py --device "$device" --preset boxworld-rmc --seconds 8 \
+            --warmup-seconds 4 --compile-core
         stamp "speed done"
     } 2>&1 | tee "$out/speed.txt"
 fi

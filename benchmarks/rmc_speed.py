@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gate-style", default="memory")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the RMC's step")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--tf32", action="store_true",
-                        help="let float32 matrix products use TF32 on GPUs that have it (torch.set_float32_matmul_precision('high'))")
+    parser.add_argument("--tf32", action="store_true", help="let float32 matrix products use TF32 on GPUs "
+                        "that have it (torch.set_float32_matmul_precision('high'))")
     parser.add_argument(
         "--configurations", nargs="+", choices=["rows", "vector"], default=["rows", "vector"],
         help="which input configurations to time (multi-row, one-row)",

@@ -72,9 +72,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per phase")
     parser.add_argument("--warmup-seconds", type=float, default=5.0, help="unmeasured seconds before each phase")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--compile-core", action="store_true",
+                        help="torch.compile the learner's RMC step (the compile falls in the training warm-up)")
     args = parser.parse_args()
     overrides = {"num_actors": args.num_actors, "total_steps": 10**12, "log_interval_s": 10**9,
-                 "checkpoint_interval_s": 10**9, "device": args.device}
+                 "checkpoint_interval_s": 10**9, "device": args.device, "compile_core": args.compile_core}
     if args.envs_per_actor is not None:
         overrides["envs_per_actor"] = args.envs_per_actor
         overrides["batch_size"] = max(1, PRESETS[args.preset].get("batch_size", 16) // args.envs_per_actor) * args.envs_per_actor
@@ -83,7 +85,8 @@ def main() -> None:
     try:
         trainer.start()
         print(f"{args.preset}: {config.num_actors} actors x {config.envs_per_actor} games, unroll {config.unroll_length}, "
-              f"batch {config.batch_size}, learner on {trainer.device} ({torch.get_num_threads()} threads)")
+              f"batch {config.batch_size}, learner on {trainer.device} ({torch.get_num_threads()} threads)"
+              f"{', compiled RMC step' if config.compile_core else ''}")
         acting = measure(trainer, learn=False, seconds=args.seconds, warmup_seconds=args.warmup_seconds)
         print(f"acting only      {acting:10,.0f} steps/s")
         training = measure(trainer, learn=True, seconds=args.seconds, warmup_seconds=args.warmup_seconds)
@@ -93,7 +96,8 @@ def main() -> None:
         ratio = training / acting if acting else float("nan")
         print(f"ratio training / acting = {ratio:.2f} (target >= 0.7)")
         print(json.dumps({"preset": args.preset, "num_actors": config.num_actors, "envs_per_actor": config.envs_per_actor,
-                          "device": str(trainer.device), "acting_steps_per_s": acting, "training_steps_per_s": training,
+                          "device": str(trainer.device), "compile_core": config.compile_core,
+                          "acting_steps_per_s": acting, "training_steps_per_s": training,
                           "learner_only_steps_per_s": learner, "ratio": ratio}))
     finally:
         trainer.close()

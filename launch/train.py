@@ -56,6 +56,7 @@ from launch.rollout_recorder import RolloutRecorder
 from launch.ray_pool import RayActorPool, check_reachable, import_ray
 from launch.run_dir import MetricsWriter, RunDir
 from launch.shared_weights import SharedWeights
+from rmc_core import RelationalMemory
 
 CHECKPOINT_FORMAT = 1
 
@@ -172,6 +173,8 @@ class Trainer:
         self.device = resolve_device(self.config.device)  # first CUDA use: after the actors exist
         torch.set_num_threads(learner_threads(self.config, self.pool.actor_cores_here))
         self.policy.to(self.device)
+        if self.config.compile_core and isinstance(self.policy.core, RelationalMemory):
+            self.policy.core.compile_step()
         self.learner = Learner(self.policy, self.config)
         if self._checkpoint is not None:
             self.learner.load_state_dict(self._checkpoint["learner"])

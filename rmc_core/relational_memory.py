@@ -53,7 +53,7 @@ the reference's step written out literally.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -379,6 +379,21 @@ class RelationalMemory(nn.Module):
             if index < self.attention_mlp_layers - 1:
                 rows = torch.relu(rows)
         return rows
+
+    def compile_step(self, **options: Any) -> None:
+        """Replaces this module's per-step function by its ``torch.compile``'d version.
+
+        The arithmetic is the same; the compiler fuses the step's many small operations
+        (layer norms, attention, gates), which on a GPU are each a kernel launch. The first
+        call after this compiles (tens of seconds), and a new input shape compiles again.
+        Parameters and ``state_dict`` are unchanged. Measured: 1.6x on the forward+backward
+        of the Box-World configuration on an H200; on CPU it varies (docs/results.md).
+
+        Args:
+            **options: passed to ``torch.compile`` (default ``dynamic=False``).
+        """
+        options.setdefault("dynamic", False)
+        self._step = torch.compile(self._step, **options)
 
     def _step(
         self,

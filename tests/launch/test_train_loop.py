@@ -4,6 +4,7 @@ over several updates when the batch is smaller than an actor's games."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from launch.config import ConfigError, TrainConfig
 from launch.train import Trainer
@@ -49,5 +50,32 @@ def test_a_batch_smaller_than_an_actors_games_makes_one_update_per_part() -> Non
         assert trainer.counters.step == 200
         assert trainer.counters.updates == trainer.learner.updates == len(seen) == 20
         assert set(seen) == {2}
+    finally:
+        trainer.close()
+
+
+@pytest.mark.timeout(600)  # the learner's first update compiles the step (tens of seconds on CPU)
+def test_compile_core_compiles_the_learners_rmc_step_and_training_goes_on() -> None:
+    config = small_config(core="rmc", core_kwargs={"mem_slots": 2, "head_size": 4, "num_heads": 2},
+                          envs_per_actor=2, batch_size=2, total_steps=20, compile_core=True)
+    trainer = Trainer(config, run=None, log=lambda text: None)
+    try:
+        trainer.start()
+        assert hasattr(trainer.policy.core._step, "_torchdynamo_orig_callable")  # the learner's copy only
+        trainer.run_loop(learn=True, duration_s=300.0)
+        assert trainer.counters.updates == 2 and trainer.counters.step == 20
+        assert all(torch.isfinite(p).all() for p in trainer.policy.parameters())
+    finally:
+        trainer.close()
+
+
+def test_compile_core_with_an_lstm_core_trains_as_without_it() -> None:
+    config = small_config(compile_core=True, envs_per_actor=2, batch_size=2, total_steps=10)
+    trainer = Trainer(config, run=None, log=lambda text: None)
+    try:
+        trainer.start()
+        forward = type(trainer.policy.core).forward
+        trainer.run_loop(learn=True, duration_s=120.0)
+        assert trainer.counters.updates == 1 and type(trainer.policy.core).forward is forward
     finally:
         trainer.close()
