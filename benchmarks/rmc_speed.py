@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
                 gate_style=None if args.gate_style == "none" else args.gate_style, num_input_rows=rows,
             ).to(device)  # fmt: skip
             compiled_core.load_state_dict(core.state_dict())
-            compiled_core._step = torch.compile(compiled_core._step, dynamic=False)
+            compiled_core.compile_step()
             start = time.perf_counter()
             passes["RMC, torch.compile'd step"] = rmc_pass(compiled_core, inputs)
             passes["RMC, torch.compile'd step"]()
