@@ -44,7 +44,9 @@ def test_terms_add_up_to_the_learners_gradient_and_reach_only_their_heads(batch)
     impala_loss(policy, trajectory, state, settings).total.backward()
     for name, parameter in policy.named_parameters():
         total = sum(gradients.gradients[term][name] for term in ("policy", "value", "entropy"))
-        torch.testing.assert_close(total, parameter.grad, atol=1e-6, rtol=1e-4)
+        # three float32 passes against one: allow rounding relative to the layer's largest gradient
+        scale = float(parameter.grad.abs().max()) + 1e-6
+        torch.testing.assert_close(total, parameter.grad, atol=1e-5 * scale, rtol=1e-4)
     terms = gradients.gradients
     assert terms["value"]["action_head.linear.weight"].abs().max() < 1e-6  # the value loss never reaches the policy head
     assert terms["policy"]["value_head.weight"].abs().max() == 0 and terms["entropy"]["value_head.weight"].abs().max() == 0
