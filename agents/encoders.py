@@ -18,7 +18,9 @@
 - ``MultiDiscrete``: concatenated one-hots, then the MLP.
 - ``Discrete``: a learned embedding.
 - ``Dict`` / ``Tuple``: one encoder per leaf, joined by the policy (feature maps stay
-  spatial, the other leaves are concatenated into one flat vector).
+  spatial, the other leaves are concatenated into one flat vector). Leaves that are not
+  numeric arrays (``Text`` such as MiniGrid's mission, ``Sequence``, ``Graph``) are left out
+  (``agents.spaces.encodable_space``); a space with nothing else is refused.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.spaces import Path, UnsupportedSpaceError, get_leaf, space_leaves
+from agents.spaces import Path, encodable_space, get_leaf, left_out_leaves, space_leaves
 
 __all__ = [
     "SMALL_IMAGE_MAX_CELLS",
@@ -196,7 +198,7 @@ class DiscreteEncoder(nn.Module):
 
 
 class ObservationEncoder(nn.Module):
-    """One encoder per leaf of the observation space.
+    """One encoder per leaf of ``encodable_space(space)``, the numeric part of the space.
 
     Args:
         space: the environment's (single, unbatched) observation space.
@@ -204,8 +206,12 @@ class ObservationEncoder(nn.Module):
         hidden_size: width of the vector MLPs.
         embedding_size: size of Discrete embeddings.
 
+    Attributes:
+        left_out_paths: the paths of the leaves of ``space`` that are not encoded (empty
+            for a space of numeric leaves only).
+
     Raises:
-        UnsupportedSpaceError: for a leaf space that cannot be encoded, naming it.
+        UnsupportedSpaceError: for a space with nothing to encode, naming it.
     """
 
     def __init__(self, space: gym.Space, image_encoder: Literal["auto", "small", "deep"] = "auto",
@@ -215,7 +221,8 @@ class ObservationEncoder(nn.Module):
         self.flat_paths: list[Path] = []
         image_modules: list[ImageEncoder] = []
         flat_modules: list[nn.Module] = []
-        for path, leaf in space_leaves(space):
+        self.left_out_paths: list[Path] = [path for path, _ in left_out_leaves(space)]
+        for path, leaf in space_leaves(encodable_space(space)):
             if is_image_space(leaf):
                 self.image_paths.append(path)
                 image_modules.append(ImageEncoder(leaf, image_encoder))
@@ -225,19 +232,13 @@ class ObservationEncoder(nn.Module):
             elif isinstance(leaf, gym.spaces.Discrete):
                 self.flat_paths.append(path)
                 flat_modules.append(DiscreteEncoder(leaf, embedding_size))
-            else:
-                where = f" at {list(path)}" if path else ""
-                raise UnsupportedSpaceError(
-                    f"unsupported observation space {leaf!r}{where}: supported are Box, Discrete, "
-                    "MultiDiscrete, MultiBinary, and Dict / Tuple of these"
-                )
         self.image_encoders = nn.ModuleList(image_modules)
         self.flat_encoders = nn.ModuleList(flat_modules)
         self.feature_map_shapes: list[tuple[int, int, int]] = [m.output_shape for m in image_modules]
         self.flat_size = sum(m.output_size for m in flat_modules)
 
     def forward(self, observation: object) -> EncodedObservation:
-        """Encodes a flat batch: every leaf of ``observation`` is ``[N, *leaf_shape]``."""
+        """Encodes a flat batch of ``encodable_space`` observations: every leaf is ``[N, *leaf_shape]``."""
         maps = [encoder(get_leaf(observation, path)) for path, encoder in zip(self.image_paths, self.image_encoders)]
         flats = [encoder(get_leaf(observation, path)) for path, encoder in zip(self.flat_paths, self.flat_encoders)]
         return EncodedObservation(maps, torch.cat(flats, dim=-1) if flats else None)

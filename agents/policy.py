@@ -54,7 +54,7 @@ import rmc_core
 from agents.distributions import ActionDistribution
 from agents.encoders import ObservationEncoder, feature_map_rows
 from agents.heads import make_action_head
-from agents.spaces import map_leaves
+from agents.spaces import encodable_observation, map_leaves
 
 __all__ = ["CORE_PRESETS", "ActorCritic", "UnrollOutput", "ActOutput"]
 
@@ -295,7 +295,8 @@ class ActorCritic(nn.Module):
 
         Args:
             obs: ``[T, B, *obs_shape]`` per leaf (nested dict / tuple for Dict / Tuple
-                spaces), raw dtype.
+                spaces), raw dtype; the leaves of ``encodable_space(observation_space)``
+                (the rollout buffers' layout), as tensors.
             previous_action: ``[T, B, *action_shape]`` (ignored, may be None, when
                 ``use_previous_action_reward`` is False).
             previous_reward: ``[T, B]`` float (same).
@@ -349,7 +350,10 @@ class ActorCritic(nn.Module):
         """One step for ``B`` games; equals ``unroll`` with ``T = 1``.
 
         Args:
-            obs: ``[B, *obs_shape]`` per leaf (numpy arrays are converted).
+            obs: ``[B, *obs_shape]`` per leaf (numpy arrays are converted), as the env
+                gives it or already reduced to ``encodable_space`` (a rollout buffer
+                slot): leaves the agent does not encode, such as a MiniGrid mission
+                string, are dropped here, before anything becomes a tensor.
             previous_action: ``[B, *action_shape]``.
             previous_reward: ``[B]``.
             reset: ``[B]`` bool, True where ``obs`` is an episode's first observation.
@@ -362,6 +366,8 @@ class ActorCritic(nn.Module):
             ``(ActOutput(action, log_prob, value, policy_params[, attention]), next_state)``.
         """
         device = self.value_head.weight.device
+        if self.encoder.left_out_paths:
+            obs = encodable_observation(obs, self.observation_space)
 
         def add_time(leaf: Any) -> torch.Tensor:
             return torch.as_tensor(leaf, device=device).unsqueeze(0)

@@ -11,7 +11,10 @@ Protocol (pickled tuples on a private duplex pipe, so a dying actor can never we
 queue shared with others):
 
 - actor -> learner: ``("unroll", slot, episodes)`` with ``episodes`` a list of
-  ``(return, length, success or None)``; ``("error", text)`` before exiting on an exception.
+  ``(return, length, success or None)``; ``("error", summary, details, bad_input)`` before
+  exiting on an exception: ``summary`` is ``'Type: message'`` on one line, ``details`` the
+  traceback, ``bad_input`` whether the exception is a ``ConfigError`` or ``EnvConfigError``
+  (the run's config or env cannot work, as the launcher reports bad input).
 - learner -> actor: ``("free", slot)`` and ``("stop",)``.
 """
 
@@ -29,7 +32,8 @@ from multiprocessing.connection import Connection
 import torch
 
 from launch.buffers import RolloutBuffers
-from launch.config import TrainConfig
+from launch.config import ConfigError, TrainConfig
+from launch.env_factory import EnvConfigError, describe_error
 from launch.rollout import Rollout
 from launch.shared_weights import SharedWeights
 
@@ -78,12 +82,12 @@ def run_actor(spec: ActorSpec) -> None:
     except (StopActor, EOFError, BrokenPipeError, ConnectionResetError):
         return
     except BaseException as error:  # report what went wrong to the learner, then die
-        text = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+        summary, details = describe_error(error), traceback.format_exc()
         try:
-            spec.connection.send(("error", text))
+            spec.connection.send(("error", summary, details, isinstance(error, (ConfigError, EnvConfigError))))
         except OSError:
             pass
-        sys.stderr.write(f"actor {spec.slot} failed: {text}")
+        sys.stderr.write(f"actor {spec.slot} failed: {summary}\n{details}")
         sys.stderr.flush()
         os._exit(1)  # at once: no interpreter teardown that could stall the learner's join
 

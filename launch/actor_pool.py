@@ -13,6 +13,12 @@ over the pipe first). An actor silent for ``actor_timeout_s`` while it has a slo
 write into (at least ``STARTUP_GRACE_S`` before its first unroll: importing torch and
 building the env and policy can be slow on a busy machine) is killed and replaced. The
 learner never blocks on one actor.
+
+Restarts cure transient faults (a crash mid-run, a killed process), not a deterministic
+one: an actor that dies before its first unroll with the same error as the previous start
+of its index (an env that cannot be made, reset or stepped at all) would die the same way
+on every restart. The pool then raises ``ActorStartupFailure`` at once with that error
+instead of restarting it up to ``max_actor_restarts`` times.
 """
 
 from __future__ import annotations
@@ -40,7 +46,26 @@ STARTUP_GRACE_S = 120.0
 
 
 class ActorFailure(RuntimeError):
-    """Actors kept dying: more restarts than ``max_actor_restarts``."""
+    """Actors kept dying: more restarts than ``max_actor_restarts``, or a start-up failure."""
+
+
+class ActorStartupFailure(ActorFailure):
+    """An actor died before its first unroll with the same error as the previous start of
+    its index, so restarting it cannot help.
+
+    Attributes:
+        actor: the actor's index.
+        error: the error on one line (``'Type: message'``, or how the process died).
+        bad_input: the error is a ``ConfigError`` or ``EnvConfigError`` (the launcher's
+            bad-input class).
+    """
+
+    def __init__(self, actor: int, error: str, bad_input: bool) -> None:
+        super().__init__(f"actor {actor} died before its first unroll with the same error on two starts in a row, "
+                         f"so restarting it cannot help: {error}")
+        self.actor = actor
+        self.error = error
+        self.bad_input = bad_input
 
 
 @dataclass
@@ -50,7 +75,11 @@ class _Actor:
     connection: Connection
     last_message: float
     error: str | None = None
+    """The actor's exception on one line, when it reported one before dying."""
+    error_details: str = ""
+    bad_input: bool = False
     heard_from: bool = False
+    sent_unroll: bool = False
 
 
 @dataclass
@@ -106,6 +135,8 @@ class ActorPool:
         self.restarts = 0
         self.ready: deque[int] = deque()
         self.actors: list[_Actor | None] = [None] * config.num_actors
+        self.startup_errors: list[str | None] = [None] * config.num_actors
+        """Per actor index: how its latest start died before its first unroll, or None."""
 
     def slots_of(self, actor: int) -> list[int]:
         return list(range(actor * self.per_actor, (actor + 1) * self.per_actor))
@@ -185,10 +216,11 @@ class ActorPool:
                 entry.last_message = time.monotonic()
                 entry.heard_from = True
                 if message[0] == "unroll":
+                    entry.sent_unroll = True
                     self.ready.append(message[1])
                     result.episodes.extend(EpisodeRecord(*episode) for episode in message[2])
                 elif message[0] == "error":
-                    entry.error = message[1]
+                    entry.error, entry.error_details, entry.bad_input = message[1:4]
         except (EOFError, OSError):
             return False
         return True
@@ -200,20 +232,42 @@ class ActorPool:
             entry.process.kill()
             entry.process.join(timeout=5.0)
         entry.connection.close()
+        reason = "raised an exception" if entry.error else describe_exit(entry.process.exitcode)
+        detail = f": {entry.error}" if entry.error else ""
+        startup_error, previous = self._startup_error(entry), self.startup_errors[entry.slot]
+        self.startup_errors[entry.slot] = startup_error
+        if startup_error is not None and startup_error == previous:
+            self.log(f"actor {entry.slot} (pid {entry.process.pid}) {reason}{detail}; not replacing it: "
+                     f"its previous start died the same way before its first unroll")
+            raise ActorStartupFailure(entry.slot, startup_error, entry.bad_input)
         self.restarts += 1
         result.replaced += 1
-        reason = "raised an exception" if entry.error else describe_exit(entry.process.exitcode)
-        detail = f": {entry.error.strip().splitlines()[0]}" if entry.error else ""
         self.log(f"actor {entry.slot} (pid {entry.process.pid}) {reason}{detail}; "
                  f"replacing it (restart {self.restarts} of at most {self.config.max_actor_restarts})")
-        if entry.error:
-            self.log(entry.error.rstrip())
+        if entry.error_details:
+            self.log(entry.error_details.rstrip())
         if self.restarts > self.config.max_actor_restarts:
             raise ActorFailure(
                 f"actors died {self.restarts} times (more than max_actor_restarts={self.config.max_actor_restarts}); "
                 f"last: actor {entry.slot} {reason}{detail}"
             )
         self._spawn(entry.slot)
+
+    @staticmethod
+    def _startup_error(entry: _Actor) -> str | None:
+        """How a dead actor failed, if it died before its first unroll in a way a restart
+        would repeat: its exception, or a death by itself (an exit code, a signal such as
+        SIGSEGV). None after an unroll, and for SIGKILL: the pool kills hung actors with it,
+        and so does the kernel when memory runs out, neither of which says the env is broken.
+        """
+        if entry.sent_unroll:
+            return None
+        if entry.error:
+            return entry.error
+        exitcode = entry.process.exitcode
+        if exitcode is None or exitcode == -signal.SIGKILL:
+            return None
+        return f"the actor process {describe_exit(exitcode)}"
 
     def take(self, count: int) -> list[int]:
         """The ``count`` oldest ready slots (the caller must ``release`` them after copying)."""

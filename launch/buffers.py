@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.spaces import encodable_space
 from agents.trajectory import Trajectory
 
 
@@ -80,7 +81,9 @@ class RolloutBuffers:
         num_buffers: slots N.
         unroll_length: transitions T per unroll.
         num_envs: games E per slot.
-        observation_space: the single-game observation space.
+        observation_space: the single-game observation space; the slots hold its
+            ``agents.spaces.encodable_space``, the part the agent sees (a MiniGrid mission
+            string, for example, is not stored).
         action_shape / action_dtype: tensor layout of one action (``ActorCritic.action_shape``).
         initial_state: the core state for E games (tuple of ``[E, ...]`` tensors), as a template.
         shared: allocate in shared memory (local actor processes write into it); False for
@@ -108,7 +111,7 @@ class RolloutBuffers:
         self.num_buffers = num_buffers
         self.unroll_length = unroll_length
         self.num_envs = num_envs
-        self.obs = _allocate(space_layout(observation_space), steps, shared)
+        self.obs = _allocate(space_layout(encodable_space(observation_space)), steps, shared)
         self.reset = _zeros(steps, torch.bool, shared)
         self.previous_action = _zeros(steps + tuple(action_shape), action_dtype, shared)
         self.previous_reward = _zeros(steps, torch.float32, shared)

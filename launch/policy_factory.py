@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import gymnasium as gym
 
 from agents import ActorCritic
+from agents.spaces import left_out_leaves, path_name
 from launch.config import ConfigError, TrainConfig
+
+_noticed_left_out: set[str] = set()
+"""The left-out observation keys this process has already told the user about."""
+
+
+def notice_left_out_observations(observation_space: gym.Space) -> None:
+    """Print one line per observation leaf the agent leaves out (``agents.spaces.encodable_space``).
+
+    Each key is named once per launcher process; actors and other helper processes, which
+    build the same policy, stay quiet, so a run says it once.
+    """
+    if multiprocessing.parent_process() is not None:
+        return
+    for path, leaf in left_out_leaves(observation_space):
+        name = path_name(path)
+        if name not in _noticed_left_out:
+            _noticed_left_out.add(name)
+            print(f"observation key {name} ({type(leaf).__name__}) is not encoded by the agent; it is left out",
+                  flush=True)
 
 
 def build_policy(config: TrainConfig, observation_space: gym.Space, action_space: gym.Space) -> ActorCritic:
@@ -15,7 +37,7 @@ def build_policy(config: TrainConfig, observation_space: gym.Space, action_space
         ConfigError: when the agent rejects the spaces or the core settings.
     """
     try:
-        return ActorCritic(
+        policy = ActorCritic(
             observation_space,
             action_space,
             core=config.core,
@@ -31,3 +53,5 @@ def build_policy(config: TrainConfig, observation_space: gym.Space, action_space
             f"cannot build the {config.core!r} agent for {config.env!r} (observation space {observation_space}, "
             f"action space {action_space}): {error}"
         ) from None
+    notice_left_out_observations(observation_space)
+    return policy

@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.spaces import encodable_observation
 from agents.trajectory import Trajectory
 from launch.buffers import RolloutBuffers, map_structure, map_structures
 from launch.config import TrainConfig
@@ -87,8 +88,10 @@ class Rollout:
         for part, stored in zip(self.state, buffers.core_state):
             stored[slot].copy_(part)
         episodes: list[EpisodeTuple] = []
+        observation_space = self.env.single_observation_space
         for t in range(unroll_length + 1):
-            map_structures(lambda dst, src: dst[slot, t].copy_(torch.as_tensor(src)), buffers.obs, self.observation)
+            kept_observation = encodable_observation(self.observation, observation_space)  # the buffers' part
+            map_structures(lambda dst, src: dst[slot, t].copy_(torch.as_tensor(src)), buffers.obs, kept_observation)
             buffers.reset[slot, t] = self.reset
             buffers.previous_action[slot, t] = self.previous_action
             buffers.previous_reward[slot, t] = self.previous_reward

@@ -23,6 +23,7 @@ import collections
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from launch.actor_pool import ActorFailure, ActorPool, EpisodeRecord
+from launch.actor_pool import ActorFailure, ActorPool, ActorStartupFailure, EpisodeRecord
 from launch.best_policy import BestTracker
 from launch.buffers import RolloutBuffers, buffers_per_actor, split_batch
 from launch.checkpoint import (
@@ -135,7 +136,7 @@ class Trainer:
         self.run = run
         self.log = log
         self.stop_reason: str | None = None
-        env = make_vector_env(config.env, 1, config.env_kwargs, config.wrappers, config.env_package)
+        env = make_vector_env(config.env, 1, config.env_kwargs, config.wrappers, config.env_package, log=log)
         observation_space, action_space = env.single_observation_space, env.single_action_space
         env.close()
         torch.manual_seed(config.seed)  # the initial weights follow the run's seed (a resumed run loads its own)
@@ -236,6 +237,7 @@ class Trainer:
         Raises:
             NonFiniteLossError: a NaN/inf loss (nothing was applied or saved).
             ActorFailure: actors died more often than ``max_actor_restarts``.
+            ActorStartupFailure: an actor died before its first unroll as its previous start did.
         """
         assert self.learner is not None, "call start() first"
         config, pool, counters = self.config, self.pool, self.counters
@@ -386,6 +388,11 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
     0: finished, or stopped by SIGINT/SIGTERM after saving a final checkpoint.
     1: stopped by a NaN/inf loss or by actors that kept dying (the last good checkpoint stays).
     2: bad input (nothing was written).
+
+    An actor that dies at start-up the same way twice (``ActorStartupFailure``) stops the
+    run at once with its error: exit 2 when the error is a ``ConfigError`` or
+    ``EnvConfigError``, else 1. A new run that had learned nothing then leaves no run
+    directory behind (it could neither be resumed nor its name reused).
     """
     try:
         config, run, checkpoint = prepare_run(config, resume, overrides, preset)
@@ -402,6 +409,8 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
         log_file.flush()
 
     trainer = Trainer(config, run, checkpoint, log)
+    start_step = trainer.counters.step
+    remove_run = False
     previous_handlers = {}
 
     def request_stop(signum: int, _frame: Any) -> None:
@@ -451,6 +460,15 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
     except ConfigError as error:  # the Ray cluster turned out unusable at start-up
         log(f"error: {error}")
         exit_code = EXIT_BAD_INPUT
+    except ActorStartupFailure as error:
+        log(f"error: {error}")
+        exit_code = EXIT_BAD_INPUT if error.bad_input else EXIT_FAILED
+        if trainer.counters.step > start_step:
+            log(f"the learner is fine: checkpoint {trainer.save()} holds its state; fix the env and "
+                f"--resume {run.path}")
+        elif checkpoint is None:
+            log(f"nothing was learned: removing the run directory {run.path}")
+            remove_run = True
     except ActorFailure as error:
         log(f"error: {error}")
         log(f"the learner is fine: checkpoint {trainer.save()} holds its state; fix the env and --resume {run.path}")
@@ -466,6 +484,8 @@ def main(config: TrainConfig | None = None, resume: str | os.PathLike[str] | Non
         log_file.close()
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
+    if remove_run:
+        shutil.rmtree(run.path, ignore_errors=True)
     return exit_code
 
 

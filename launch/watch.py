@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from agents.distributions import CategoricalDistribution, MultiCategoricalDistribution
-from agents.spaces import get_leaf, map_leaves
+from agents.spaces import encodable_observation, get_leaf, map_leaves
 from launch.checkpoint import CheckpointError
 from launch.config import ConfigError, TrainConfig
 from launch.env_factory import EnvConfigError, make_single_env
@@ -216,7 +216,8 @@ def attention_layout(policy: Any, observation: Any, frame: np.ndarray) -> Attent
     _, grid_h, grid_w = image_encoder.output_shape
     layout.feature_grid = (grid_h, grid_w)
     layout.receptive_fields = image_encoder.receptive_fields()
-    image = np.asarray(get_leaf(observation, encoder.image_paths[0]))
+    kept_observation = encodable_observation(observation, policy.observation_space)  # the encoder's paths
+    image = np.asarray(get_leaf(kept_observation, encoder.image_paths[0]))
     if image.ndim == 3 and image.shape[2] == 3 and frame.shape[0] % image.shape[0] == 0 \
             and frame.shape[1] % image.shape[1] == 0:
         step_y, step_x = frame.shape[0] // image.shape[0], frame.shape[1] // image.shape[1]

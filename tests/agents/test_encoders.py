@@ -73,6 +73,22 @@ def test_dict_and_tuple_get_one_encoder_per_leaf():
     assert [m.shape for m in encoded.feature_maps] == [(7, 24, 3, 3)] and encoded.flat.shape == (7, 40)
 
 
+def test_text_leaves_are_left_out_and_need_no_encoder():
+    numeric = {"frame": gym.spaces.Box(0, 255, (5, 5, 3), np.uint8), "held": gym.spaces.Discrete(3)}
+    space = gym.spaces.Dict({**numeric, "mission": gym.spaces.Text(8)})
+    torch.manual_seed(0)
+    encoder = ObservationEncoder(space, hidden_size=16, embedding_size=8)
+    torch.manual_seed(0)
+    reference = ObservationEncoder(gym.spaces.Dict(numeric), hidden_size=16, embedding_size=8)
+    assert encoder.left_out_paths == [("mission",)] and reference.left_out_paths == []
+    assert encoder.image_paths == [("frame",)] and encoder.flat_paths == [("held",)]
+    assert encoder.feature_map_shapes == reference.feature_map_shapes and encoder.flat_size == reference.flat_size == 8
+    batch = {"frame": torch.randint(0, 256, (3, 5, 5, 3), dtype=torch.uint8), "held": torch.tensor([0, 1, 2])}
+    encoded, expected = encoder(batch), reference(batch)
+    torch.testing.assert_close(encoded.feature_maps[0], expected.feature_maps[0])
+    torch.testing.assert_close(encoded.flat, expected.flat)
+
+
 def test_discrete_embedding_respects_start():
     encoder = ObservationEncoder(gym.spaces.Discrete(3, start=10), embedding_size=4)
     out = encoder(torch.tensor([10, 12])).flat
@@ -83,8 +99,8 @@ def test_discrete_embedding_respects_start():
     ("space", "message"),
     [
         (gym.spaces.Text(8), "unsupported observation space Text"),
-        (gym.spaces.Dict({"ok": gym.spaces.Discrete(2), "bad": gym.spaces.Sequence(gym.spaces.Discrete(2))}),
-         r"unsupported observation space Sequence.* at \['bad'\]"),
+        (gym.spaces.Dict({"bad": gym.spaces.Sequence(gym.spaces.Discrete(2))}),
+         r"unsupported observation space Dict.* \('bad' \(Sequence\)\)"),
         (gym.spaces.Graph(gym.spaces.Discrete(2), None), "unsupported observation space Graph"),
     ],
 )

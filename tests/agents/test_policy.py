@@ -155,6 +155,41 @@ def test_acting_step_by_step_equals_the_unroll(core):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("core", ["rmc", "lstm"])
+def test_a_text_mission_is_left_out_and_the_agent_acts_and_learns_on_the_rest(core):
+    numeric = {"image": gym.spaces.Box(0, 255, (5, 5, 3), np.uint8), "direction": gym.spaces.Discrete(4)}
+    space = gym.spaces.Dict({**numeric, "mission": gym.spaces.Text(12)})  # MiniGrid's observation, in small
+    torch.manual_seed(0)
+    policy = make_policy(space, ACTION_SPACES["discrete"], core)
+    torch.manual_seed(0)
+    reference = make_policy(gym.spaces.Dict(numeric), ACTION_SPACES["discrete"], core)
+    assert policy.state_dict().keys() == reference.state_dict().keys()
+    assert all(torch.equal(value, reference.state_dict()[name]) for name, value in policy.state_dict().items())
+
+    batch_size = 3
+    space.seed(1)
+    samples = [space.sample() for _ in range(batch_size)]
+    raw = {"image": np.stack([sample["image"] for sample in samples]),  # batched as a vector env batches it
+           "direction": np.array([sample["direction"] for sample in samples]),
+           "mission": tuple(sample["mission"] for sample in samples)}
+    inputs = (torch.zeros(batch_size, dtype=torch.long), torch.zeros(batch_size),
+              torch.ones(batch_size, dtype=torch.bool))
+    acted, _ = policy.act(raw, *inputs, policy.initial_state(batch_size), deterministic=True)
+    expected, _ = reference.act({"image": raw["image"], "direction": raw["direction"]}, *inputs,
+                                reference.initial_state(batch_size), deterministic=True)
+    torch.testing.assert_close(acted.policy_params, expected.policy_params)
+    torch.testing.assert_close(acted.value, expected.value)
+
+    trajectory = random_trajectory(reference, steps=4, batch_size=batch_size, seed=2)  # the buffers' layout: no mission
+    initial_state = policy.initial_state(batch_size)
+    unrolled, _ = policy.unroll(trajectory.obs, trajectory.previous_action, trajectory.previous_reward,
+                                trajectory.reset, initial_state)
+    assert unrolled.value.shape == (5, batch_size)
+    loss = impala_loss(policy, trajectory, initial_state, LossConfig())
+    loss.total.backward()
+    assert torch.isfinite(loss.total) and policy.encoder.image_encoders[0].convolutions[0].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("core", ["rmc", "lstm", "none"])
 def test_previous_action_and_reward_are_used_and_zeroed_at_resets(core):
     torch.manual_seed(0)

@@ -154,6 +154,9 @@ def test_space_layouts_and_unsupported_spaces() -> None:
     assert space_layout(space) == {"image": ((2, 2, 3), torch.uint8), "pair": (((), torch.int64), ((4,), torch.int8))}
     with pytest.raises(ValueError, match="unsupported space Text"):
         space_layout(gym.spaces.Text(4))
+    with_mission = gym.spaces.Dict({**space.spaces, "mission": gym.spaces.Text(4)})  # the agent leaves it out
+    buffers = RolloutBuffers(2, 5, 3, with_mission, (), torch.int64, (), shared=False)
+    assert set(buffers.obs) == {"image", "pair"} and buffers.obs["image"].shape == (2, 6, 3, 2, 2, 3)
     assert buffers_per_actor(unrolls_per_batch=8, num_actors=2) == 5
     assert buffers_per_actor(unrolls_per_batch=1, num_actors=4) == 2
 

@@ -1,5 +1,6 @@
 """End-to-end runs of ``python -m launch.train`` as a user would start them, with tiny step
-counts: the smoke run, resume, signals, a killed actor, a failing env, NaN, bad input."""
+counts: the smoke run, resume, signals, a killed actor, a failing env, an env that fails
+at start-up, a vector env that rejects the actors' seeds, NaN, bad input."""
 
 from __future__ import annotations
 
@@ -191,6 +192,24 @@ def test_a_hung_actor_is_killed_and_replaced(tmp_path: Path) -> None:
     assert wait_until_gone([first, victim]) == []
 
 
+def test_minigrid_with_its_mission_string_trains_evaluates_and_records_without_wrappers(tmp_path: Path) -> None:
+    pytest.importorskip("minigrid")
+    result = run("launch.train", *TINY, "--env", "MiniGrid-MemoryS7-v0", "--env-package", "minigrid",
+                 "--num-actors", "1", "--total-steps", "400", "--runs-root", str(tmp_path), "--run-name", "run",
+                 timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    notice = "observation key 'mission' (MissionSpace) is not encoded by the agent; it is left out"
+    assert result.stdout.count(notice) == 1, result.stdout  # once, although the actor builds the agent too
+    assert re.search(r"finished [\d,]+ steps", result.stdout), result.stdout
+    evaluated = run("launch.evaluate", "--checkpoint", str(tmp_path / "run"), "--episodes", "2")
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    assert '"episodes": 2' in evaluated.stdout
+    recorded = run("launch.watch", "--checkpoint", str(tmp_path / "run"), "--record", str(tmp_path / "memory.gif"),
+                   "--episodes", "1", "--max-steps", "3")
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert (tmp_path / "memory.gif").stat().st_size > 0
+
+
 def test_an_env_that_raises_is_reported_and_its_actor_replaced(tmp_path: Path) -> None:
     marker = tmp_path / "raised"
     result = run("launch.train", *TINY, "--env", "test/RaiseOnceCartPole-v0", "--env-package",
@@ -201,6 +220,41 @@ def test_an_env_that_raises_is_reported_and_its_actor_replaced(tmp_path: Path) -
     assert "raised an exception: RuntimeError: deliberate env failure" in result.stdout, result.stdout
     assert "replacing it (restart 1 of" in result.stdout, result.stdout
     assert "finished 1,600 steps" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env_id", "code", "error"),
+    [
+        ("test/BrokenResetCartPole-v0", 1, "RuntimeError: deliberate reset failure for the fault test"),
+        # made in the launcher, not in a spawned actor: the launcher's bad-input class
+        ("test/ActorOnlyFailureCartPole-v0", 2, "EnvConfigError: could not make 'test/ActorOnlyFailureCartPole-v0'"),
+    ],
+)
+def test_an_actor_that_fails_the_same_way_at_start_up_stops_the_run_at_once(tmp_path: Path, env_id: str, code: int,
+                                                                            error: str) -> None:
+    result = run("launch.train", *TINY, "--env", env_id, "--env-package", "tests.launch.faulty_envs",
+                 "--num-actors", "1", "--total-steps", "1600", "--runs-root", str(tmp_path), "--run-name", "run",
+                 timeout=120)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "replacing it (restart 1 of at most 20)" in result.stdout, result.stdout
+    assert "restart 2 of" not in result.stdout, result.stdout
+    final = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
+    assert len(final) == 1 and final[0].startswith(
+        "error: actor 0 died before its first unroll with the same error on two starts in a row"), result.stdout
+    assert error in final[0]
+    assert "nothing was learned: removing the run directory" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no run directory that could be neither resumed nor reused
+
+
+def test_a_vector_env_that_rejects_the_actors_seeds_trains_on_single_envs(tmp_path: Path) -> None:
+    result = run("launch.train", *TINY, "--env", "test/NarrowSeedCartPole-v0", "--env-package",
+                 "tests.launch.faulty_envs", "--num-actors", "1", "--total-steps", "800", "--runs-root",
+                 str(tmp_path), "--run-name", "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("games of test/NarrowSeedCartPole-v0: Gymnasium's SyncVectorEnv over single envs, not its "
+            "vector_entry_point") in result.stdout
+    assert "finished 800 steps" in result.stdout and "replacing it" not in result.stdout, result.stdout
+    assert metrics(tmp_path / "run")[-1]["actor_restarts"] == 0
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
@@ -223,6 +277,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Pat
     [
         (["--env", "CartPol-v1"], "unknown env id 'CartPol-v1'"),
         (["--env", "test/TextObservation-v0", "--env-package", "tests.launch.faulty_envs"], "Text"),
+        (["--env", "test/MissionOnly-v0", "--env-package", "tests.launch.faulty_envs"],
+         "none of its parts can be encoded ('mission' (Text))"),
         (["--env-kwargs", '{"no_such_option": 1}'], "no_such_option"),
         (["--env-package", "no_such_module_xyz"], "no_such_module_xyz"),
     ],
