@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.normalization import ObservationNormalizer
 from agents.spaces import Path, encodable_space, get_leaf, left_out_leaves, space_leaves
 
 __all__ = [
@@ -151,10 +152,13 @@ class VectorEncoder(nn.Module):
     Args:
         space: the leaf space.
         hidden_size: width of both layers.
+        normalize: normalise a Box leaf's features by their running statistics first
+            (``agents.normalization.ObservationNormalizer``; the learner updates them).
+            MultiBinary and MultiDiscrete leaves are never normalised.
     """
 
     def __init__(self, space: gym.spaces.Box | gym.spaces.MultiBinary | gym.spaces.MultiDiscrete,
-                 hidden_size: int) -> None:
+                 hidden_size: int, normalize: bool = False) -> None:
         super().__init__()
         self.shape = tuple(space.shape)
         if isinstance(space, gym.spaces.MultiDiscrete):
@@ -165,6 +169,8 @@ class VectorEncoder(nn.Module):
         else:
             self.nvec = None
             input_size = int(np.prod(self.shape))
+        self.normalizer = (ObservationNormalizer(input_size)
+                           if normalize and isinstance(space, gym.spaces.Box) else None)
         self.mlp = nn.Sequential(nn.Linear(input_size, hidden_size), nn.ReLU(),
                                  nn.Linear(hidden_size, hidden_size), nn.ReLU())
         self.output_size = hidden_size
@@ -175,7 +181,15 @@ class VectorEncoder(nn.Module):
         if self.nvec is not None:
             indices = flat.long() - self.start
             flat = torch.cat([F.one_hot(indices[:, i], n) for i, n in enumerate(self.nvec)], dim=-1)
-        return self.mlp(flat.float())
+        flat = flat.float()
+        if self.normalizer is not None:
+            flat = self.normalizer(flat)
+        return self.mlp(flat)
+
+    def update_normalization(self, observation: torch.Tensor) -> None:
+        """Move the running statistics towards ``[N, *shape]`` raw observations (if normalised)."""
+        if self.normalizer is not None:
+            self.normalizer.update(observation.reshape(observation.shape[0], -1).float())
 
 
 class DiscreteEncoder(nn.Module):
@@ -205,6 +219,8 @@ class ObservationEncoder(nn.Module):
         image_encoder: ``"auto"``, ``"small"`` or ``"deep"``, for every image leaf.
         hidden_size: width of the vector MLPs.
         embedding_size: size of Discrete embeddings.
+        normalize_vectors: normalise Box vector leaves by running statistics (see
+            ``VectorEncoder``).
 
     Attributes:
         left_out_paths: the paths of the leaves of ``space`` that are not encoded (empty
@@ -215,7 +231,7 @@ class ObservationEncoder(nn.Module):
     """
 
     def __init__(self, space: gym.Space, image_encoder: Literal["auto", "small", "deep"] = "auto",
-                 hidden_size: int = 256, embedding_size: int = 32) -> None:
+                 hidden_size: int = 256, embedding_size: int = 32, normalize_vectors: bool = False) -> None:
         super().__init__()
         self.image_paths: list[Path] = []
         self.flat_paths: list[Path] = []
@@ -228,7 +244,7 @@ class ObservationEncoder(nn.Module):
                 image_modules.append(ImageEncoder(leaf, image_encoder))
             elif isinstance(leaf, (gym.spaces.Box, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)):
                 self.flat_paths.append(path)
-                flat_modules.append(VectorEncoder(leaf, hidden_size))
+                flat_modules.append(VectorEncoder(leaf, hidden_size, normalize_vectors))
             elif isinstance(leaf, gym.spaces.Discrete):
                 self.flat_paths.append(path)
                 flat_modules.append(DiscreteEncoder(leaf, embedding_size))
@@ -242,6 +258,12 @@ class ObservationEncoder(nn.Module):
         maps = [encoder(get_leaf(observation, path)) for path, encoder in zip(self.image_paths, self.image_encoders)]
         flats = [encoder(get_leaf(observation, path)) for path, encoder in zip(self.flat_paths, self.flat_encoders)]
         return EncodedObservation(maps, torch.cat(flats, dim=-1) if flats else None)
+
+    def update_normalization(self, observation: object) -> None:
+        """Move the vector leaves' running statistics towards a flat batch of observations."""
+        for path, encoder in zip(self.flat_paths, self.flat_encoders):
+            if isinstance(encoder, VectorEncoder):
+                encoder.update_normalization(get_leaf(observation, path))
 
 
 def feature_map_rows(feature_map: torch.Tensor) -> torch.Tensor:

@@ -66,6 +66,10 @@ class LossConfig:
     pg_ratio_clip: float | None = None
     """PPO's clip ``c`` of the ratio pi/mu in the policy term (see the module docstring); None:
     IMPALA's V-trace policy gradient."""
+    advantage_normalization: bool = False
+    """Normalise the policy-gradient advantages over the batch's valid transitions to mean 0
+    and standard deviation 1 (as PPO and Sample Factory do); False: divide them by PopArt's
+    scale (1 without PopArt)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.discount <= 1.0:
@@ -98,6 +102,10 @@ class LossOutput(NamedTuple):
             to values that healthy learning also reaches (docs/results.md, session 12).
         pg_clipped_fraction: share of valid transitions whose ratio pi/mu lies outside
             ``[1 - c, 1 + c]`` for ``pg_ratio_clip = c`` (0 when it is None).
+        value_scale: the scale ``sigma`` the value error and the advantages were divided by
+            (PopArt's; 1 for a policy without value normalisation).
+        value_targets: ``[T, B]`` the V-trace targets ``v_s`` (detached, unnormalised), which
+            the learner feeds to PopArt's statistics after the step.
     """
 
     total: torch.Tensor
@@ -109,6 +117,8 @@ class LossOutput(NamedTuple):
     mean_vtrace_target: torch.Tensor
     behaviour_kl: torch.Tensor
     pg_clipped_fraction: torch.Tensor
+    value_scale: torch.Tensor
+    value_targets: torch.Tensor
 
 
 def sampled_kl(log_ratio: torch.Tensor) -> torch.Tensor:
@@ -161,20 +171,33 @@ def impala_loss(
         clip_pg_rho_threshold=config.clip_pg_rho_threshold,
     )
 
+    # PopArt (agents.normalization): the value error and the advantages in units of the
+    # targets' running scale, so that one set of loss weights serves every reward scale.
+    value_scale = policy.value_scale() if hasattr(policy, "value_scale") else None
+    sigma = values.new_ones(()) if value_scale is None else value_scale.detach().to(values.dtype)
     num_valid = weight.sum().clamp(min=1.0)
     scale = 1.0 if config.reduction == "sum" else 1.0 / num_valid
     if config.pg_ratio_clip is None:
-        surrogate = target_log_prob * targets.pg_advantages
-        clipped = torch.zeros_like(weight)
+        advantages = targets.pg_advantages
     else:
         next_vs = torch.cat([targets.vs[1:], values[-1:].detach()], dim=0)  # v_{t+1}
         advantages = rewards * weight + discounts * weight * next_vs - values[:-1].detach()
+    if config.advantage_normalization:
+        advantage_mean = (advantages * weight).sum() / num_valid
+        advantage_std = ((advantages - advantage_mean).square() * weight).sum().div(num_valid).sqrt()
+        advantages = (advantages - advantage_mean) / (advantage_std + 1e-8)
+    else:
+        advantages = advantages / sigma
+    if config.pg_ratio_clip is None:
+        surrogate = target_log_prob * advantages
+        clipped = torch.zeros_like(weight)
+    else:
         ratio = torch.exp(torch.where(valid, target_log_prob - trajectory.behaviour_log_prob, 0.0))
         low, high = 1.0 - config.pg_ratio_clip, 1.0 + config.pg_ratio_clip
         surrogate = torch.minimum(ratio * advantages, ratio.clamp(low, high) * advantages)
         clipped = ((ratio.detach() < low) | (ratio.detach() > high)).to(weight.dtype)
     policy_loss = -torch.where(valid, surrogate, 0.0).sum() * scale
-    baseline_loss = 0.5 * ((targets.vs - values[:-1]).square() * weight).sum() * scale
+    baseline_loss = 0.5 * (((targets.vs - values[:-1]) / sigma).square() * weight).sum() * scale
     entropy_loss = -torch.where(valid, entropy, 0.0).sum() * scale
     total = policy_loss + config.baseline_cost * baseline_loss + config.entropy_cost * entropy_loss
 
@@ -189,4 +212,6 @@ def impala_loss(
             mean_vtrace_target=(targets.vs * weight).sum() / num_valid,
             behaviour_kl=torch.where(valid, sampled_kl(log_rhos), 0.0).sum() / num_valid,
             pg_clipped_fraction=(clipped * weight).sum() / num_valid,
+            value_scale=sigma,
+            value_targets=targets.vs.detach(),
         )

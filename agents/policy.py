@@ -55,6 +55,7 @@ from agents.distributions import ActionDistribution
 from agents.encoders import ObservationEncoder, feature_map_rows
 from agents.heads import make_action_head
 from agents.spaces import encodable_observation, map_leaves
+from agents.normalization import PopArtValueHead
 
 __all__ = ["CORE_PRESETS", "ActorCritic", "UnrollOutput", "ActOutput"]
 
@@ -178,6 +179,8 @@ class ActorCritic(nn.Module):
         previous_reward_transform: Literal["signed_log", "clip"] = "signed_log",
         core_output_norm: bool = True,
         rmc_gate_input_pooling: Literal["flatten", "mean"] = "mean",
+        value_normalization: Literal["popart", "none"] = "popart",
+        observation_normalization: bool = True,
     ) -> None:
         super().__init__()
         if core not in ("rmc", "lstm", "none"):
@@ -188,6 +191,8 @@ class ActorCritic(nn.Module):
             )
         if rmc_gate_input_pooling not in ("flatten", "mean"):
             raise ValueError(f"rmc_gate_input_pooling must be 'flatten' or 'mean', got {rmc_gate_input_pooling!r}")
+        if value_normalization not in ("popart", "none"):
+            raise ValueError(f"value_normalization must be 'popart' or 'none', got {value_normalization!r}")
         if hidden_size < 1:
             raise ValueError(f"hidden_size must be >= 1, got {hidden_size}")
         self.observation_space = observation_space
@@ -196,7 +201,8 @@ class ActorCritic(nn.Module):
         self.use_previous_action_reward = use_previous_action_reward
         self.previous_reward_transform = previous_reward_transform
 
-        self.encoder = ObservationEncoder(observation_space, encoder, hidden_size, embedding_size)
+        self.encoder = ObservationEncoder(observation_space, encoder, hidden_size, embedding_size,
+                                          normalize_vectors=observation_normalization)
         self.action_head = make_action_head(action_space, hidden_size)  # reads the head MLP's output
         extras_size = self.action_head.encoded_action_size + 1 if use_previous_action_reward else 0
         map_shapes = self.encoder.feature_map_shapes
@@ -228,7 +234,26 @@ class ActorCritic(nn.Module):
                 self.core = None
                 core_output_size = hidden_size
         self.head_mlp = nn.Sequential(nn.Linear(core_output_size, hidden_size), nn.ReLU())
-        self.value_head = nn.Linear(hidden_size, 1)
+        self.value_head = PopArtValueHead(hidden_size) if value_normalization == "popart" else nn.Linear(hidden_size, 1)
+        with torch.no_grad():  # a near-uniform first policy (as SB3 and CleanRL initialise theirs)
+            self.action_head.linear.weight.mul_(0.01)
+            self.action_head.linear.bias.zero_()
+
+    def value_scale(self) -> torch.Tensor | None:
+        """PopArt's ``sigma`` (the scale of the value targets), or None without PopArt."""
+        return self.value_head.scale if isinstance(self.value_head, PopArtValueHead) else None
+
+    def update_value_normalization(self, targets: torch.Tensor, mask: torch.Tensor) -> None:
+        """Move PopArt's statistics towards a batch's value targets, preserving every value
+        the policy outputs (``agents.normalization``); nothing without PopArt."""
+        if isinstance(self.value_head, PopArtValueHead):
+            self.value_head.update(targets, mask)
+
+    def update_observation_normalization(self, obs: Any) -> None:
+        """Move the vector observations' running statistics towards a batch ``[T, B, ...]``
+        per leaf (the layout of ``unroll``); nothing without observation normalisation."""
+        flat = map_leaves(lambda leaf: leaf.reshape(leaf.shape[0] * leaf.shape[1], *leaf.shape[2:]), obs)  # [T*B, ...]
+        self.encoder.update_normalization(flat)
 
     @property
     def action_shape(self) -> tuple[int, ...]:

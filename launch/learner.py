@@ -1,9 +1,18 @@
-"""The learner: one IMPALA update per batch of unrolls (Espeholt et al. 2018).
+"""The learner: IMPALA updates on each batch of unrolls (Espeholt et al. 2018).
 
 ``agents.loss.impala_loss`` re-runs the policy over the batch from the stored core states
 and returns the V-trace loss; the learner clips the global gradient norm, sets the
 learning rate from its schedule, steps RMSProp or Adam, and refuses to apply a non-finite
 loss or gradient (``NonFiniteLossError``) so the weights stay as good as the last checkpoint.
+
+With ``num_epochs = K > 1`` it takes K gradient steps on each batch, recomputing V-trace
+and the importance weights each time (as Sample Factory's APPO takes several epochs over
+each batch): more learning per frame, which matters where frames are few; the PPO-clipped
+policy term (``pg_ratio_clip``) keeps the later epochs from moving the policy far from the
+actors'. After the batch's steps, PopArt's statistics (``agents.normalization``) move
+towards the batch's V-trace targets from its first epoch, with the value head rescaled so
+that the values the actors see do not jump, and the vector observations' statistics
+towards the batch's observations.
 """
 
 from __future__ import annotations
@@ -34,7 +43,12 @@ def loss_config(config: TrainConfig) -> LossConfig:
         discount=config.discount, baseline_cost=config.baseline_cost, entropy_cost=config.entropy_cost,
         clip_rho_threshold=config.clip_rho_threshold, clip_pg_rho_threshold=config.clip_pg_rho_threshold,
         reward_clip=config.reward_clip, reduction=config.loss_reduction, pg_ratio_clip=config.pg_ratio_clip,
+        advantage_normalization=config.advantage_normalization,
     )
+
+
+_NOT_LOGGED = frozenset({"total", "value_targets"})
+"""LossOutput fields that are not scalar metrics."""
 
 
 class Learner:
@@ -80,32 +94,50 @@ class Learner:
     def update(
         self, trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...], time_fraction: float = 0.0,
     ) -> dict[str, float]:
-        """One gradient step on a batch; returns scalar metrics.
+        """``num_epochs`` gradient steps on a batch; returns scalar metrics (means over the epochs).
 
         ``time_fraction`` is the share of the time limit used so far (see
         :meth:`learning_rate_factor`).
 
         Raises:
-            NonFiniteLossError: the loss or gradient is NaN/inf (no step was taken).
+            NonFiniteLossError: the loss or gradient is NaN/inf (that epoch's step was not
+                taken, nor any after it).
         """
         self.policy.train()
-        loss = impala_loss(self.policy, trajectory, initial_state, self.loss_config)
-        total = float(loss.total.detach())
-        if not math.isfinite(total):
-            raise NonFiniteLossError(f"the loss is {total} at update {self.updates + 1}")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
-        grad_norm = float(nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.grad_norm_clip))
-        if not math.isfinite(grad_norm):
-            self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteLossError(f"the gradient norm is {grad_norm} at update {self.updates + 1}")
         learning_rate = self.config.learning_rate * self.learning_rate_factor(time_fraction)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
-        self.optimizer.step()
+        sums: dict[str, float] = {}
+        first_targets = None
+        for epoch in range(self.config.num_epochs):
+            loss = impala_loss(self.policy, trajectory, initial_state, self.loss_config)
+            total = float(loss.total.detach())
+            if not math.isfinite(total):
+                raise NonFiniteLossError(f"the loss is {total} at update {self.updates + 1} (epoch {epoch + 1})")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.total.backward()
+            grad_norm = float(nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.grad_norm_clip))
+            if not math.isfinite(grad_norm):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise NonFiniteLossError(
+                    f"the gradient norm is {grad_norm} at update {self.updates + 1} (epoch {epoch + 1})")
+            self.optimizer.step()
+            if first_targets is None:
+                first_targets = loss.value_targets
+            for name in loss._fields:
+                if name not in _NOT_LOGGED:
+                    sums[name] = sums.get(name, 0.0) + float(getattr(loss, name))
+            sums["loss_total"] = sums.get("loss_total", 0.0) + total
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm
+        update_value_normalization = getattr(self.policy, "update_value_normalization", None)
+        if update_value_normalization is not None and first_targets is not None:
+            update_value_normalization(first_targets, trajectory.valid)
+        update_observation_normalization = getattr(self.policy, "update_observation_normalization", None)
+        if update_observation_normalization is not None:
+            update_observation_normalization(trajectory.obs)
         self.updates += 1
-        metrics = {name: float(getattr(loss, name)) for name in loss._fields if name != "total"}
-        metrics.update(loss_total=total, grad_norm=grad_norm, learning_rate=learning_rate)
+        metrics = {name: total / self.config.num_epochs for name, total in sums.items()}  # means over the epochs
+        metrics["learning_rate"] = learning_rate
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

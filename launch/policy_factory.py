@@ -47,6 +47,8 @@ def build_policy(config: TrainConfig, observation_space: gym.Space, action_space
             hidden_size=config.hidden_size,
             core_output_norm=config.core_output_norm,
             rmc_gate_input_pooling=config.rmc_gate_input_pooling,
+            value_normalization=config.value_normalization,
+            observation_normalization=config.observation_normalization,
         )
     except (ValueError, TypeError, NotImplementedError) as error:
         raise ConfigError(

@@ -28,8 +28,8 @@ def test_help_with_a_preset_shows_the_values_it_sets(capsys: pytest.CaptureFixtu
         parse_train_args(["--preset", "boxworld-easy-rmc", "--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps at hyphens
-    assert "(default: 0.0003; preset boxworld-easy-rmc: 0.0006)" in text
-    assert "(default: null; preset boxworld-easy-rmc: 0.2)" in text
+    assert "(default: 0.001; preset boxworld-easy-rmc: 0.0006)" in text
+    assert "(default: 4; preset boxworld-easy-rmc: 1)" in text  # --num-epochs
     assert "(default: 32; preset boxworld-easy-rmc: 64)" in text  # --envs-per-actor
     with pytest.raises(SystemExit):
         parse_train_args(["--help"])

@@ -96,9 +96,34 @@ def test_equal_adam_betas_bound_each_step_by_the_learning_rate(betas: tuple[floa
 
 
 def test_the_ratio_clip_reaches_the_loss_and_its_share_is_logged() -> None:
-    assert make_learner().loss_config.pg_ratio_clip is None
+    assert make_learner(pg_ratio_clip=None).loss_config.pg_ratio_clip is None
     learner = make_learner(pg_ratio_clip=0.2)
     assert learner.loss_config.pg_ratio_clip == 0.2
     for _ in range(3):
         metrics = update(learner)
     assert 0.0 <= metrics["pg_clipped_fraction"] <= 1.0
+
+
+def test_each_batch_takes_num_epochs_steps_and_moves_the_running_statistics_once() -> None:
+    learner = make_learner(num_epochs=3, pg_ratio_clip=0.2)
+    head = learner.policy.value_head
+    normalizer = learner.policy.encoder.flat_encoders[0].normalizer
+    metrics = update(learner)
+    steps = {int(state["step"]) for state in learner.optimizer.state.values()}
+    assert steps == {3}  # three Adam steps ...
+    assert learner.updates == 1  # ... one update of the schedule's counter
+    assert int(head.updates) == 1 and int(normalizer.updates) == 1
+    assert metrics["value_scale"] == pytest.approx(1.0)  # the first batch's loss used the initial scale
+    update(learner)
+    assert int(head.updates) == 2 and float(head.scale) != pytest.approx(1.0)
+    assert {"loss_total", "grad_norm", "value_scale", "learning_rate"} <= set(metrics)
+    assert "value_targets" not in metrics
+
+
+def test_value_and_observation_normalisation_can_be_turned_off() -> None:
+    config = TrainConfig(env="CartPole-v1", value_normalization="none", observation_normalization=False)
+    from launch.policy_factory import build_policy
+
+    policy = build_policy(config, gym.spaces.Box(-1.0, 1.0, (3,)), gym.spaces.Discrete(2))
+    assert policy.value_scale() is None
+    assert not any("normalizer" in name or name.endswith(".mean") for name in policy.state_dict())
