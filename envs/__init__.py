@@ -4,9 +4,10 @@ Importing this package registers every id below (Gymnasium 1.x does not auto-loa
 plugins), so ``import envs`` then ``gymnasium.make("rmc/MiniPacman-v0")``; or, without
 the import, ``gymnasium.make("envs:rmc/MiniPacman-v0")``.
 
-Each id also has a ``vector_entry_point``: ``gymnasium.make_vec(id, num_envs=N,
+Each game id also has a ``vector_entry_point``: ``gymnasium.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")`` returns the batch-native vector env that steps
-all N games with array operations.
+all N games with array operations. ``rmc/CartPoleNoVel-v1`` (CartPole without its
+velocities, a memory benchmark) wraps Gymnasium's CartPole and has no vector version of its own.
 """
 
 from gymnasium.envs.registration import register
@@ -54,3 +55,14 @@ for _env_id, _kwargs in _BOXWORLD_IDS.items():
     )
 
 REGISTERED_IDS: tuple[str, ...] = (*_PACMAN_IDS, *_BOXWORLD_IDS)
+"""The games of this package (each with a batch-native vector env)."""
+
+# --- Partially observed classic control (envs/partially_observed.py) ------------------
+register(
+    id="rmc/CartPoleNoVel-v1",
+    entry_point="envs.partially_observed:make_cartpole_no_velocity",
+    max_episode_steps=500,
+    reward_threshold=475.0,
+)
+MEMORY_BENCHMARK_IDS: tuple[str, ...] = ("rmc/CartPoleNoVel-v1",)
+"""Wrapped Gymnasium tasks that need memory (stepped by Gymnasium's vector envs)."""
