@@ -20,7 +20,9 @@ importance weight unclipped; once the learner's policy has moved more than ``c``
 actors' on a sample, in the direction its advantage pushes, that sample stops pulling. With
 one gradient step per batch it binds on few samples, those where the policy has moved fast
 over the policy lag of a few updates (at c = 0.2 on easy Box-World: a median 0.1-4% of a
-batch, up to 21% while the success rises fastest; docs/results.md, session 15).
+batch, up to 21% while the success rises fastest; docs/results.md, "Easy Box-World").
+With several epochs per batch (``num_epochs``, the default 4) it binds on many more: it is
+then what keeps the later epochs near the actors' policy.
 
 Episode boundaries (see ``agents.trajectory``): the discount is ``discount * (1 -
 terminated)``, so termination cuts the return and truncation bootstraps from the value of
@@ -99,7 +101,7 @@ class LossOutput(NamedTuple):
             transitions, which is never negative and whose expectation under ``mu`` is the
             KL divergence. ``mean_importance_weight`` cannot show this: its expectation under
             ``mu`` is 1 whatever ``pi`` is. It rose before an easy Box-World collapse, but
-            to values that healthy learning also reaches (docs/results.md, session 12).
+            to values that healthy learning also reaches (docs/results.md, "Diagnostics").
         pg_clipped_fraction: share of valid transitions whose ratio pi/mu lies outside
             ``[1 - c, 1 + c]`` for ``pg_ratio_clip = c`` (0 when it is None).
         value_scale: the scale ``sigma`` the value error and the advantages were divided by

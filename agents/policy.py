@@ -158,8 +158,15 @@ class ActorCritic(nn.Module):
             faster than the mean-pooled one (measured in ``tests/agents/test_policy.py``); in
             training the flattened gates sat at logits of 4-10 and, once, swung to input and forget
             gates of 0.000 and 0.002: the memory went to zero, the agent went blind and its
-            training success fell from about 0.7 to 0.1 (docs/results.md, session 7). ``"flatten"``
+            training success fell from about 0.7 to 0.1 (docs/results.md). ``"flatten"``
             reproduces the agents of checkpoints written before this option existed.
+        value_normalization: ``"popart"`` (default): the value head predicts values normalised
+            by running statistics of the value targets and rescales itself to preserve its
+            outputs when they change (``agents.normalization.PopArtValueHead``; Hessel et al.
+            2019), so the loss can weigh its terms the same for any reward scale.
+            ``"none"``: a plain Linear value head, as IMPALA's.
+        observation_normalization: normalise Box vector observations by running per-feature
+            statistics (``agents.normalization.ObservationNormalizer``); off by default.
 
     Raises:
         ValueError: for an unknown core, preset or option.
@@ -180,7 +187,7 @@ class ActorCritic(nn.Module):
         core_output_norm: bool = True,
         rmc_gate_input_pooling: Literal["flatten", "mean"] = "mean",
         value_normalization: Literal["popart", "none"] = "popart",
-        observation_normalization: bool = True,
+        observation_normalization: bool = False,
     ) -> None:
         super().__init__()
         if core not in ("rmc", "lstm", "none"):

@@ -10,7 +10,7 @@ Examples::
 
     # the reduced task (4 vectors of 4 dims): the RMC setting that leaves the 2/N plateau
     # (batch 1600 is what it takes: the same run at batch 256 stays on it; about 20 min on
-    # 2 CPU cores, 3 min on a GPU, docs/nth_farthest.md session 21), and the LSTM baseline
+    # 2 CPU cores, 3 min on a GPU, docs/nth_farthest.md), and the LSTM baseline
     python benchmarks/nth_farthest.py --core rmc --num-vectors 4 --num-dims 4 \
         --mem-slots 4 --head-size 32 --num-heads 4 --batch-size 1600 --lr 1e-3 --steps 4000
     python benchmarks/nth_farthest.py --core lstm --num-vectors 4 --num-dims 4 --batch-size 1600 --lr 1e-3
@@ -26,7 +26,7 @@ Examples::
 Unless ``--json`` / ``--png`` say otherwise, a run writes its curve and plot under
 ``runs/nth_farthest/`` (git-ignored), named by core and task size.
 
-Diagnostics of the 2/N plateau (docs/nth_farthest.md, sessions 20-21). Answering needs every
+Diagnostics of the 2/N plateau (docs/nth_farthest.md). Answering needs every
 vector found again by its label; these take that step apart:
 
 * ``--core labelled-vectors`` is no core: the answer head reads the vectors already sorted

@@ -2,7 +2,7 @@
 
 A policy-gradient run can collapse late: easy Box-World's preset once fell from 0.95
 training success to 0 within 33 updates at a learning rate of 5e-5, and its final
-checkpoint evaluated at 0% (docs/results.md, session 9). The trainer therefore scores the
+checkpoint evaluated at 0% (docs/results.md). The trainer therefore scores the
 policy on a moving window of its latest training episodes and saves a copy of the
 weights whenever the window beats every earlier one, as Sample Factory's
 ``save_best_metric`` and Stable-Baselines3's ``EvalCallback`` keep a best model.

@@ -135,7 +135,7 @@ class TrainConfig:
     """'popart': the value head predicts values normalised by running statistics of the V-trace
     targets, rescaled so its outputs are preserved when they change, and the value error and the
     policy-gradient advantages are divided by their scale (Hessel et al. 2019), so one set of loss
-    weights serves every reward scale (agents/value_normalization.py). 'none': IMPALA's raw values."""
+    weights serves every reward scale (agents/normalization.py). 'none': IMPALA's raw values."""
     observation_normalization: bool = False
     """Normalise vector (non-image Box) observations by running per-feature statistics, as
     SB3's VecNormalize and Sample Factory's input normalisation do (agents/normalization.py)."""

@@ -28,7 +28,7 @@ softmax weights as ``log w`` centred over those rows, which cancels the normalis
 ``content = E_r Var_s c`` and ``position = Var_r E_s c``, averaged over blocks, heads and
 memory rows; their sum is the mean spread ``E_s Var_r c`` (near 0: attention spread evenly
 over the cells). A memory whose attention tips from what the cells hold to fixed positions,
-as one collapse in docs/results.md (session 15) did, shows as content falling and position
+as one collapse in docs/results.md ("Diagnostics") did, shows as content falling and position
 rising between two checkpoints.
 
 It sees a swing only if the checkpoints are close together: train with, e.g.,

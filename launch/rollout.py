@@ -32,7 +32,7 @@ def actor_seed(run_seed: int, generation: int) -> int:
     """The seed of the ``generation``-th actor started in a run seeded ``run_seed``.
 
     A vector env seeds its games ``seed + i``, so seeds spaced by the number of games (as
-    they were until session 10) gave runs with neighbouring ``--seed`` values all but one of
+    they once were) gave runs with neighbouring ``--seed`` values all but one of
     the same level streams. Hashing ``(run_seed, generation)`` gives every run and actor its
     own range.
     """

@@ -47,7 +47,7 @@ the reference's step written out literally.
   Adam, every weight of the wide flattened Linear moves by about the learning rate per step,
   so its gate logits move many times faster than the mean-pooled ones (about 20x for 56
   rows of 64 in ``tests/agents/test_policy.py``); the RL agent
-  (``agents.ActorCritic``) uses "mean" for that reason (docs/results.md, session 7).
+  (``agents.ActorCritic``) uses "mean" for that reason (docs/results.md).
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ def test_observation_normalizer_follows_the_features_and_clips() -> None:
 
 def test_vector_observations_are_normalised_by_statistics_the_learner_moves() -> None:
     space = gym.spaces.Dict({"position": gym.spaces.Box(-1e3, 1e3, (3,)), "flags": gym.spaces.MultiBinary(2)})
-    policy = ActorCritic(space, gym.spaces.Discrete(2), core="none", hidden_size=8)
+    policy = ActorCritic(space, gym.spaces.Discrete(2), core="none", hidden_size=8, observation_normalization=True)
     names = [name for name in policy.state_dict() if "normalizer" in name]
     assert names and all("flat_encoders.0" in name or "flat_encoders.1" in name for name in names)
     assert len([name for name in names if name.endswith(".mean")]) == 1  # the Box leaf only
@@ -156,6 +156,6 @@ def test_vector_observations_are_normalised_by_statistics_the_learner_moves() ->
     policy.update_observation_normalization(obs)
     normalizer = next(module for module in policy.modules() if isinstance(module, ObservationNormalizer))
     torch.testing.assert_close(normalizer.mean, obs["position"].reshape(20, 3).mean(0))
-    plain = ActorCritic(space, gym.spaces.Discrete(2), core="none", hidden_size=8, observation_normalization=False)
+    plain = ActorCritic(space, gym.spaces.Discrete(2), core="none", hidden_size=8)  # off by default
     assert not any("normalizer" in name for name in plain.state_dict())
     plain.update_observation_normalization(obs)  # nothing to update: no error

@@ -12,10 +12,11 @@ from launch.learner import Learner, total_updates
 from tests.agents.test_policy import random_trajectory
 
 
-def make_learner(**overrides) -> Learner:
+def make_learner(observation_normalization: bool = False, **overrides) -> Learner:
     torch.manual_seed(0)
     policy = ActorCritic(gym.spaces.Box(-1.0, 1.0, (3,)), gym.spaces.Discrete(2), core="lstm",
-                         core_kwargs={"hidden_size": 8}, hidden_size=8)
+                         core_kwargs={"hidden_size": 8}, hidden_size=8,
+                         observation_normalization=observation_normalization)
     # 4 unrolls of 5 steps per update: total_steps 200 is 10 updates
     values = {"env": "CartPole-v1", "core": "lstm", "envs_per_actor": 2, "batch_size": 4, "unroll_length": 5,
               "total_steps": 200, "learning_rate": 1e-3, **overrides}
@@ -105,7 +106,7 @@ def test_the_ratio_clip_reaches_the_loss_and_its_share_is_logged() -> None:
 
 
 def test_each_batch_takes_num_epochs_steps_and_moves_the_running_statistics_once() -> None:
-    learner = make_learner(num_epochs=3, pg_ratio_clip=0.2)
+    learner = make_learner(observation_normalization=True, num_epochs=3, pg_ratio_clip=0.2)
     head = learner.policy.value_head
     normalizer = learner.policy.encoder.flat_encoders[0].normalizer
     metrics = update(learner)

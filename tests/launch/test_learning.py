@@ -1,6 +1,6 @@
 """Learning runs (slow, outside the default suite: ``pytest -m slow tests/launch``).
 
-The 20-minute runs are issue 5's acceptance criteria on a 2-core CPU; run them on a
+The 20-minute runs are the games' targets on a 2-core CPU (docs/results.md); run them on a
 quiet machine. Each trains through the command line a user would type, then measures
 the result with ``launch.evaluate``.
 """

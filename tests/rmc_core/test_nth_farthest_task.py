@@ -105,10 +105,10 @@ def test_an_unknown_question_is_named_in_the_error():
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_rmc_learns_the_reduced_task_at_the_papers_batch(tmp_path):
-    """Issue 3's target on a 2-core CPU: >= 90% on 4 vectors x 4 dims (about 18 minutes).
+    """>= 90% on 4 vectors x 4 dims on a 2-core CPU (about 18 minutes).
 
-    The setting of docs/nth_farthest.md, session 21 (seed 0 passed 0.9 after 2,000 steps
-    there); at batch 256 the same model stays on the 2/N = 50% plateau.
+    The setting of docs/nth_farthest.md (seed 0 passed 0.9 after 2,000 steps there); at
+    batch 256 the same model stays on the 2/N = 50% plateau.
     """
     json_path = tmp_path / "curve.json"
     command = [
