@@ -31,6 +31,7 @@ import numpy as np
 
 import envs  # noqa: F401  (registers the rmc/ ids)
 from envs.rendering import HumanWindow
+from launch.env_factory import EnvConfigError, make_single_env
 
 KEY_MEANINGS: dict[str, tuple[str, ...]] = {
     "up": ("up", "north"),
@@ -87,9 +88,14 @@ def action_for_meanings(env: gym.Env) -> dict[str, int]:
 
 
 def make_env(config: PlayConfig) -> gym.Env:
-    """The env, rendering to its own window, or to frames when recording."""
+    """The env, rendering to its own window, or to frames when recording.
+
+    Raises:
+        EnvConfigError: an unknown id (close matches named), kwargs the env rejects, or a
+            render mode it does not offer.
+    """
     render_mode = "rgb_array" if config.record else "human"
-    return gym.make(config.env_id, render_mode=render_mode, **config.env_kwargs)
+    return make_single_env(config.env_id, config.env_kwargs, render_mode=render_mode)
 
 
 def pygame_key_source(fps: int) -> Callable[[], str | None]:
@@ -238,10 +244,16 @@ def parse_args(argv: Sequence[str] | None = None) -> PlayConfig:
     )
 
 
-def main(config: PlayConfig) -> None:
-    """Entry point with a config (see ``PlayConfig``)."""
-    play(config)
+def main(config: PlayConfig) -> int:
+    """Entry point with a config (see ``PlayConfig``); returns the exit code: 0, or 2 for a
+    bad input (an unknown id, kwargs the env rejects, a bad setting), named on stderr."""
+    try:
+        play(config)
+    except (EnvConfigError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    sys.exit(main(parse_args()))

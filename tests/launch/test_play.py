@@ -62,6 +62,16 @@ def test_bad_env_kwargs_is_a_usage_error():
     assert result.returncode == 2 and "--env-kwargs must be a JSON object" in result.stderr
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["rmc/Nope-v0"], "rmc/Nope-v0"),
+    (["rmc/MiniPacman-v0", "--env-kwargs", '{"size": 3}'], "size"),
+    (["rmc/MiniPacman-v0", "--agent", "random", "--record", "out.mp4"], "ending in .gif"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    result = run_play(*args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
 def test_key_maps_follow_each_games_action_names():
     pacman = gym.make("rmc/MiniPacman-v0")
     assert action_for_meanings(pacman) == {"up": 2, "down": 4, "left": 3, "right": 1, "stay": 0}
