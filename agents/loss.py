@@ -68,6 +68,8 @@ class LossConfig:
     pg_ratio_clip: float | None = None
     """PPO's clip ``c`` of the ratio pi/mu in the policy term (see the module docstring); None:
     IMPALA's V-trace policy gradient."""
+    vtrace_lambda: float = 1.0
+    """``lambda`` of V-trace's traces (``agents.vtrace.from_importance_weights``); 1: none."""
     advantage_normalization: bool = False
     """Normalise the policy-gradient advantages over the batch's valid transitions to mean 0
     and standard deviation 1 (as PPO and Sample Factory do); False: divide them by PopArt's
@@ -82,6 +84,8 @@ class LossConfig:
             raise ValueError(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
         if self.pg_ratio_clip is not None and not 0.0 < self.pg_ratio_clip < 1.0:
             raise ValueError(f"pg_ratio_clip must be in (0, 1) or None, got {self.pg_ratio_clip}")
+        if not 0.0 <= self.vtrace_lambda <= 1.0:
+            raise ValueError(f"vtrace_lambda must be in [0, 1], got {self.vtrace_lambda}")
 
 
 class LossOutput(NamedTuple):
@@ -171,6 +175,7 @@ def impala_loss(
         bootstrap_value=values[-1].detach(),
         clip_rho_threshold=config.clip_rho_threshold,
         clip_pg_rho_threshold=config.clip_pg_rho_threshold,
+        lambda_=config.vtrace_lambda,
     )
 
     # PopArt (agents.normalization): the value error and the advantages in units of the

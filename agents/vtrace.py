@@ -90,6 +90,7 @@ def from_importance_weights(
     bootstrap_value: torch.Tensor,
     clip_rho_threshold: float | None = 1.0,
     clip_pg_rho_threshold: float | None = 1.0,
+    lambda_: float = 1.0,
 ) -> VTraceReturns:
     """V-trace targets from log importance weights ``log(pi(a_t|x_t) / mu(a_t|x_t))``.
 
@@ -103,6 +104,10 @@ def from_importance_weights(
         clip_rho_threshold: ``rho_bar`` for the value targets; None disables clipping.
         clip_pg_rho_threshold: ``rho_bar`` for the policy-gradient advantages; None
             disables clipping.
+        lambda_: the traces' ``lambda`` in ``c_t = lambda * min(1, rho_t)`` (Espeholt et al.
+            2018, section 4.1, remark on lambda): 1 is V-trace as usually written; smaller
+            values weigh near rewards more and far ones less, trading the targets' variance
+            for bias as GAE's lambda does (0: one-step TD targets).
 
     Returns:
         ``VTraceReturns(vs, pg_advantages)``, both ``[T, B, ...]`` and detached.
@@ -111,6 +116,8 @@ def from_importance_weights(
         ValueError: if the ranks are inconsistent or a threshold is not positive.
     """
     _check_ranks(log_rhos, discounts, rewards, values, bootstrap_value)
+    if not 0.0 <= lambda_ <= 1.0:
+        raise ValueError(f"lambda_ must be in [0, 1], got {lambda_}")
     for name, threshold in (("clip_rho_threshold", clip_rho_threshold),
                             ("clip_pg_rho_threshold", clip_pg_rho_threshold)):
         if threshold is not None and not threshold > 0:
@@ -118,7 +125,7 @@ def from_importance_weights(
 
     rhos = torch.exp(log_rhos)
     clipped_rhos = rhos if clip_rho_threshold is None else rhos.clamp(max=clip_rho_threshold)
-    trace_coefficients = rhos.clamp(max=1.0)  # c_t with c_bar = 1
+    trace_coefficients = lambda_ * rhos.clamp(max=1.0)  # c_t with c_bar = 1
 
     next_values = torch.cat([values[1:], bootstrap_value.unsqueeze(0)], dim=0)  # V(x_{t+1})
     deltas = clipped_rhos * (rewards + discounts * next_values - values)

@@ -123,6 +123,9 @@ class TrainConfig:
     """V-trace rho-bar."""
     clip_pg_rho_threshold: float = 1.0
     """V-trace rho-bar of the policy-gradient advantage."""
+    vtrace_lambda: float = 1.0
+    """V-trace's lambda (c_t = lambda * min(1, rho_t)): below 1 it weighs near rewards more,
+    trading the targets' variance for bias as GAE's lambda does; 1: V-trace as in IMPALA."""
     reward_clip: float | None = None
     """Clip rewards to [-reward_clip, reward_clip] in the loss; none when unset."""
     pg_ratio_clip: float | None = 0.2
@@ -239,6 +242,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
         if not 0.0 <= self.discount <= 1.0:
             raise ConfigError(f"discount must be in [0, 1], got {self.discount}")
+        if not 0.0 <= self.vtrace_lambda <= 1.0:
+            raise ConfigError(f"vtrace_lambda must be in [0, 1], got {self.vtrace_lambda}")
         for name in ("baseline_cost", "entropy_cost", "rmsprop_momentum", "clip_rho_threshold", "clip_pg_rho_threshold"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

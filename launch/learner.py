@@ -43,7 +43,7 @@ def loss_config(config: TrainConfig) -> LossConfig:
         discount=config.discount, baseline_cost=config.baseline_cost, entropy_cost=config.entropy_cost,
         clip_rho_threshold=config.clip_rho_threshold, clip_pg_rho_threshold=config.clip_pg_rho_threshold,
         reward_clip=config.reward_clip, reduction=config.loss_reduction, pg_ratio_clip=config.pg_ratio_clip,
-        advantage_normalization=config.advantage_normalization,
+        advantage_normalization=config.advantage_normalization, vtrace_lambda=config.vtrace_lambda,
     )
 
 

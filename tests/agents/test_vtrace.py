@@ -9,12 +9,13 @@ import torch
 from agents import vtrace
 
 
-def naive_vtrace(log_rhos, discounts, rewards, values, bootstrap_value, rho_bar, pg_rho_bar):
-    """O(T^2) evaluation of v_s = V(x_s) + sum_t (prod_{i<t} gamma_i c_i) rho_t delta_t."""
+def naive_vtrace(log_rhos, discounts, rewards, values, bootstrap_value, rho_bar, pg_rho_bar, lambda_=1.0):
+    """O(T^2) evaluation of v_s = V(x_s) + sum_t (prod_{i<t} gamma_i c_i) rho_t delta_t,
+    with c_i = lambda * min(1, rho_i)."""
     rhos = np.exp(log_rhos)
     clipped_rhos = rhos if rho_bar is None else np.minimum(rhos, rho_bar)
     pg_rhos = rhos if pg_rho_bar is None else np.minimum(rhos, pg_rho_bar)
-    cs = np.minimum(rhos, 1.0)
+    cs = lambda_ * np.minimum(rhos, 1.0)
     all_values = np.concatenate([values, bootstrap_value[None]], axis=0)  # V(x_0) .. V(x_T)
     horizon = len(rewards)
     vs = np.zeros_like(values)
@@ -143,3 +144,20 @@ def test_mismatched_log_prob_shapes_and_bad_thresholds_are_rejected():
     with pytest.raises(ValueError, match="clip_rho_threshold must be > 0 or None, got -1"):
         vtrace.from_importance_weights(torch.zeros(3, 2), torch.ones(3, 2), torch.ones(3, 2),
                                        torch.ones(3, 2), torch.ones(2), clip_rho_threshold=-1)
+
+
+@pytest.mark.parametrize("lambda_", [0.0, 0.5, 0.95])
+def test_lambda_matches_naive_formula(lambda_):
+    data = standard_case(5, 3)
+    expected_vs, expected_adv = naive_vtrace(*data, 1.0, 1.0, lambda_)
+    tensors = [torch.tensor(x, dtype=torch.float64) for x in data]
+    result = vtrace.from_importance_weights(*tensors, lambda_=lambda_)
+    np.testing.assert_allclose(result.vs.numpy(), expected_vs, rtol=1e-10)
+    np.testing.assert_allclose(result.pg_advantages.numpy(), expected_adv, rtol=1e-10)
+    if lambda_ == 0.0:  # one-step TD targets: V + rho_clipped * (r + gamma V' - V)
+        log_rhos, discounts, rewards, values, bootstrap = data
+        next_values = np.concatenate([values[1:], bootstrap[None]], axis=0)
+        one_step = values + np.minimum(np.exp(log_rhos), 1.0) * (rewards + discounts * next_values - values)
+        np.testing.assert_allclose(result.vs.numpy(), one_step, rtol=1e-10)
+    with pytest.raises(ValueError, match="lambda_"):
+        vtrace.from_importance_weights(*tensors, lambda_=1.5)
