@@ -167,6 +167,10 @@ class ActorCritic(nn.Module):
             ``"none"``: a plain Linear value head, as IMPALA's.
         observation_normalization: normalise Box vector observations by running per-feature
             statistics (``agents.normalization.ObservationNormalizer``); off by default.
+        lstm_output_norm: layer-normalise the LSTM's output ``h`` before the heads (LSTM
+            only; off by default). ``h`` starts small (about 0.1 per unit), and a step of
+            Adam, whose size does not depend on the scale of a layer's input, then moves the
+            heads' outputs little: the normalised ``h`` reaches the heads at unit scale.
 
     Raises:
         ValueError: for an unknown core, preset or option.
@@ -188,6 +192,7 @@ class ActorCritic(nn.Module):
         rmc_gate_input_pooling: Literal["flatten", "mean"] = "mean",
         value_normalization: Literal["popart", "none"] = "popart",
         observation_normalization: bool = False,
+        lstm_output_norm: bool = False,
     ) -> None:
         super().__init__()
         if core not in ("rmc", "lstm", "none"):
@@ -237,6 +242,8 @@ class ActorCritic(nn.Module):
                 kwargs.setdefault("hidden_size", hidden_size)
                 self.core = rmc_core.make_core("lstm", hidden_size, **kwargs)
                 core_output_size = self.core.output_size
+                if lstm_output_norm:
+                    self.core_output_norm = nn.LayerNorm(core_output_size)
             else:
                 self.core = None
                 core_output_size = hidden_size

@@ -341,7 +341,7 @@ def plot_curves(entries: list[Entry], results: dict[str, list[RunResult]], direc
         figure, axes = plt.subplots(figsize=(7, 4))
         for colour, entry in zip(("tab:blue", "tab:orange", "tab:green", "tab:red"), env_entries):
             for index, run in enumerate(results[entry.name]):
-                xs, ys = curve(run.run_dir, metric=entry.metric, smooth=3)
+                xs, ys = curve(run.run_dir, metric=entry.metric)
                 axes.plot(xs, ys, color=colour, alpha=0.8, label=entry.core if index == 0 else None)
         target = env_entries[0].target
         if not env_entries[0].target_note:

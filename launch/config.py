@@ -52,6 +52,8 @@ class TrainConfig:
     """Feed the previous action and reward to the core."""
     core_output_norm: bool = True
     """Layer-normalise the RMC's output before the heads (keeps bootstrapped values from diverging)."""
+    lstm_output_norm: bool = False
+    """Layer-normalise the LSTM's output before the heads (LSTM core only)."""
     rmc_gate_input_pooling: Literal["flatten", "mean"] = "mean"
     """How the RMC's gates read its input rows: 'mean' (one Linear over the mean row; keeps Adam
     from swinging the gates shut) or 'flatten' (the reference: one Linear over all rows)."""
@@ -146,6 +148,10 @@ class TrainConfig:
     """Normalise the policy-gradient advantages of each batch to mean 0 and standard deviation
     1 over its valid transitions (as PPO and Sample Factory do); off: divide them by PopArt's
     scale (Hessel et al. 2019; by 1 with --value-normalization none)."""
+    target_kl: float | None = None
+    """Stop a batch's epochs early once the estimated KL divergence between the actors' policy
+    and the learner's (behaviour_kl) exceeds this; the first epoch is always taken. Unset: all
+    num_epochs."""
     num_epochs: int = 4
     """Gradient steps on each batch (V-trace recomputed each time, as Sample Factory's APPO
     epochs): more learning per frame, at that many times the learner's work per frame; more
@@ -266,6 +272,8 @@ class TrainConfig:
             raise ConfigError(f"reward_clip must be > 0 or unset, got {self.reward_clip}")
         if self.pg_ratio_clip is not None and not 0.0 < self.pg_ratio_clip < 1.0:
             raise ConfigError(f"pg_ratio_clip must be in (0, 1) or unset, got {self.pg_ratio_clip}")
+        if self.target_kl is not None and not (math.isfinite(self.target_kl) and self.target_kl > 0):
+            raise ConfigError(f"target_kl must be a finite number > 0 or unset, got {self.target_kl}")
         for name, hints in _literal_fields().items():
             if getattr(self, name) not in hints:
                 raise ConfigError(f"{name} must be one of {list(hints)}, got {getattr(self, name)!r}")

@@ -9,7 +9,10 @@ With ``num_epochs = K > 1`` it takes K gradient steps on each batch, recomputing
 and the importance weights each time (as Sample Factory's APPO takes several epochs over
 each batch): more learning per frame, which matters where frames are few; the PPO-clipped
 policy term (``pg_ratio_clip``) keeps the later epochs from moving the policy far from the
-actors'. After the batch's steps, PopArt's statistics (``agents.normalization``) move
+actors', and ``target_kl`` stops a batch's epochs early once the sampled KL divergence
+between the actors' policy and the learner's exceeds it (as Stable-Baselines3's and
+CleanRL's PPO do): the clip removes the gradient of samples that moved too far, but not the
+pull of the others, and a recurrent policy can still jump. After the batch's steps, PopArt's statistics (``agents.normalization``) move
 towards the batch's V-trace targets from its first epoch, with the value head rescaled so
 that the values the actors see do not jump, and the vector observations' statistics
 towards the batch's observations.
@@ -109,8 +112,13 @@ class Learner:
             group["lr"] = learning_rate
         sums: dict[str, float] = {}
         first_targets = None
+        epochs = 0
         for epoch in range(self.config.num_epochs):
             loss = impala_loss(self.policy, trajectory, initial_state, self.loss_config)
+            if (epoch > 0 and self.config.target_kl is not None
+                    and float(loss.behaviour_kl) > self.config.target_kl):
+                break  # the policy has moved far enough from the actors' on this batch
+            epochs += 1
             total = float(loss.total.detach())
             if not math.isfinite(total):
                 raise NonFiniteLossError(f"the loss is {total} at update {self.updates + 1} (epoch {epoch + 1})")
@@ -136,8 +144,9 @@ class Learner:
         if update_observation_normalization is not None:
             update_observation_normalization(trajectory.obs)
         self.updates += 1
-        metrics = {name: total / self.config.num_epochs for name, total in sums.items()}  # means over the epochs
+        metrics = {name: total / epochs for name, total in sums.items()}  # means over the epochs taken
         metrics["learning_rate"] = learning_rate
+        metrics["epochs"] = float(epochs)
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

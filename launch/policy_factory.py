@@ -49,6 +49,7 @@ def build_policy(config: TrainConfig, observation_space: gym.Space, action_space
             rmc_gate_input_pooling=config.rmc_gate_input_pooling,
             value_normalization=config.value_normalization,
             observation_normalization=config.observation_normalization,
+            lstm_output_norm=config.lstm_output_norm,
         )
     except (ValueError, TypeError, NotImplementedError) as error:
         raise ConfigError(

@@ -159,3 +159,21 @@ def test_vector_observations_are_normalised_by_statistics_the_learner_moves() ->
     plain = ActorCritic(space, gym.spaces.Discrete(2), core="none", hidden_size=8)  # off by default
     assert not any("normalizer" in name for name in plain.state_dict())
     plain.update_observation_normalization(obs)  # nothing to update: no error
+
+
+def test_lstm_output_norm_brings_the_lstm_output_to_unit_scale() -> None:
+    torch.manual_seed(0)
+    spaces = gym.spaces.Box(-1.0, 1.0, (4,)), gym.spaces.Discrete(2)
+    plain = ActorCritic(*spaces, core="lstm", hidden_size=32)
+    normed = ActorCritic(*spaces, core="lstm", hidden_size=32, lstm_output_norm=True)
+    assert isinstance(normed.core_output_norm, torch.nn.LayerNorm)
+    assert isinstance(plain.core_output_norm, torch.nn.Identity)
+    seen = {}
+    normed.head_mlp.register_forward_hook(lambda module, inputs, output: seen.__setitem__("normed", inputs[0]))
+    plain.head_mlp.register_forward_hook(lambda module, inputs, output: seen.__setitem__("plain", inputs[0]))
+    obs = torch.randn(6, 4, 4)
+    for policy in (plain, normed):
+        policy.unroll(obs, torch.zeros(6, 4, dtype=torch.int64), torch.zeros(6, 4), torch.zeros(6, 4, dtype=torch.bool),
+                      policy.initial_state(4))
+    assert seen["plain"].std().item() < 0.2  # an untrained LSTM's h is small
+    assert seen["normed"].std().item() == pytest.approx(1.0, abs=0.05)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from agents import ActorCritic
-from launch.config import TrainConfig
+from launch.config import ConfigError, TrainConfig
 from launch.learner import Learner, total_updates
 from tests.agents.test_policy import random_trajectory
 
@@ -128,3 +128,14 @@ def test_value_and_observation_normalisation_can_be_turned_off() -> None:
     policy = build_policy(config, gym.spaces.Box(-1.0, 1.0, (3,)), gym.spaces.Discrete(2))
     assert policy.value_scale() is None
     assert not any("normalizer" in name or name.endswith(".mean") for name in policy.state_dict())
+
+
+def test_target_kl_stops_a_batchs_epochs_once_the_policy_moved_that_far() -> None:
+    strict = make_learner(num_epochs=4, pg_ratio_clip=0.2, target_kl=1e-12, learning_rate=1e-2)
+    metrics = update(strict)
+    assert metrics["epochs"] == 1.0  # the first epoch always runs; after it the policy has moved
+    assert {int(state["step"]) for state in strict.optimizer.state.values()} == {1}
+    free = make_learner(num_epochs=4, pg_ratio_clip=0.2, target_kl=None)
+    assert update(free)["epochs"] == 4.0
+    with pytest.raises(ConfigError, match="target_kl"):
+        TrainConfig(env="CartPole-v1", target_kl=0.0).validate()
