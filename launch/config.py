@@ -144,10 +144,13 @@ class TrainConfig:
     observation_normalization: bool = False
     """Normalise vector (non-image Box) observations by running per-feature statistics, as
     SB3's VecNormalize and Sample Factory's input normalisation do (agents/normalization.py)."""
-    advantage_normalization: bool = True
+    advantage_normalization: bool = False
     """Normalise the policy-gradient advantages of each batch to mean 0 and standard deviation
     1 over its valid transitions (as PPO and Sample Factory do); off: divide them by PopArt's
-    scale (Hessel et al. 2019; by 1 with --value-normalization none)."""
+    scale (Hessel et al. 2019; by 1 with --value-normalization none). Off by default: while
+    the rewards carry no signal yet (Acrobot's -1 per step, a sparse reward not yet found),
+    the advantages are noise, which per-batch normalisation raises to unit scale; over several
+    epochs it drove the policy to one action within seconds (docs/results.md)."""
     target_kl: float | None = None
     """Stop a batch's epochs early once the estimated KL divergence between the actors' policy
     and the learner's (behaviour_kl) exceeds this; the first epoch is always taken. Unset: all
