@@ -348,7 +348,8 @@ def plot_curves(entries: list[Entry], results: dict[str, list[RunResult]], direc
             axes.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:g}")
         axes.set_xlabel("frames")
         axes.set_ylabel("mean training " + ("return" if env_entries[0].metric == "return" else "success"))
-        axes.set_title(f"{env}: default agent, {len(results[env_entries[0].name])} seeds per core")
+        seeds = len(results[env_entries[0].name])
+        axes.set_title(f"{env}: default agent, {seeds} seed{'s' if seeds != 1 else ''} per core")
         axes.legend()
         figure.tight_layout()
         path = directory / f"learning_{env.replace('/', '_').replace('-', '_').lower()}.png"

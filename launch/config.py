@@ -328,7 +328,7 @@ _LSTM_SMALL = {"hidden_size": 128}
 _OPTIMISER = {"optimizer": "adam", "loss_reduction": "mean", "lr_schedule": "constant"}
 
 # The game presets keep the loss they were measured with: IMPALA's V-trace policy gradient on
-# raw values, one gradient step per batch. The defaults (PopArt, normalised advantages, the
+# raw values, one gradient step per batch. The defaults (PopArt, the
 # PPO-clipped policy term, 4 epochs) are measured on the learning suite's tasks; on the games,
 # where the learner is the bottleneck on a CPU, 4 epochs cost 4x the learner's time per frame
 # (docs/results.md, "Learning out of the box").
