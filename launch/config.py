@@ -305,8 +305,8 @@ class TrainConfig:
 
 
 _LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_pooling": "flatten",
-                                    "value_normalization": "none", "advantage_normalization": False,
-                                    "observation_normalization": False,
+                                    "pg_ratio_clip": None, "value_normalization": "none",
+                                    "advantage_normalization": False, "observation_normalization": False,
                                     "num_epochs": 1}
 """Values of fields missing from configs saved before those fields existed."""
 
@@ -328,10 +328,10 @@ _LSTM_SMALL = {"hidden_size": 128}
 _OPTIMISER = {"optimizer": "adam", "loss_reduction": "mean", "lr_schedule": "constant"}
 
 # The game presets keep the loss they were measured with: IMPALA's V-trace policy gradient on
-# raw values, one gradient step per batch. The defaults (PopArt, the
-# PPO-clipped policy term, 4 epochs) are measured on the learning suite's tasks; on the games,
-# where the learner is the bottleneck on a CPU, 4 epochs cost 4x the learner's time per frame
-# (docs/results.md, "Learning out of the box").
+# raw values, one gradient step per batch. The defaults (PopArt, the PPO-clipped policy term,
+# 4 epochs) are measured on the learning suite's tasks; on the games, where the learner is the
+# bottleneck on a CPU, 4 epochs cost 4x the learner's time per frame (docs/results.md,
+# "Learning out of the box").
 _MEASURED_LOSS = {"value_normalization": "none", "advantage_normalization": False, "pg_ratio_clip": None,
                   "num_epochs": 1}
 

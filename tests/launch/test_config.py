@@ -138,6 +138,15 @@ def test_configs_saved_before_a_field_existed_rebuild_their_agent() -> None:
     assert config.rmc_gate_input_pooling == "mean"
     del saved["rmc_gate_input_pooling"]
     assert TrainConfig.from_saved_json(saved).rmc_gate_input_pooling == "flatten"
+    # the loss settings added since: a run saved without them resumes with the loss it had
+    plain = TrainConfig(env="CartPole-v1").to_json()
+    for name in ("pg_ratio_clip", "value_normalization", "advantage_normalization", "observation_normalization",
+                 "num_epochs", "vtrace_lambda", "target_kl", "lstm_output_norm"):
+        del plain[name]
+    old = TrainConfig.from_saved_json(plain)
+    assert (old.pg_ratio_clip, old.value_normalization, old.advantage_normalization, old.observation_normalization,
+            old.num_epochs, old.vtrace_lambda, old.target_kl, old.lstm_output_norm) == (
+        None, "none", False, False, 1, 1.0, None, False)
     with pytest.raises(ConfigError, match="unknown config keys"):
         TrainConfig.from_saved_json({**saved, "no_such_field": 1})
 
