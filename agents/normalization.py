@@ -53,6 +53,25 @@ def moving_average_step(updates: int, step_size: float) -> float:
     return max(step_size, 1.0 / max(updates, 1))
 
 
+def _register_moments(module: nn.Module, shape: tuple[int, ...], step_size: float) -> None:
+    """The buffers both normalisers keep: ``mean``, ``mean_square`` (starting at 0 and 1,
+    a unit variance) and the number of ``updates``."""
+    if not 0.0 < step_size <= 1.0:
+        raise ValueError(f"step_size must be in (0, 1], got {step_size}")
+    module.register_buffer("mean", torch.zeros(shape))
+    module.register_buffer("mean_square", torch.ones(shape))
+    module.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+
+
+def _move_moments(module: nn.Module, batch_mean: torch.Tensor, batch_mean_square: torch.Tensor,
+                  step_size: float) -> None:
+    """One ``moving_average_step`` of a module's ``mean`` and ``mean_square`` towards a batch's."""
+    module.updates += 1
+    step = moving_average_step(int(module.updates), step_size)
+    module.mean.lerp_(batch_mean, step)
+    module.mean_square.lerp_(batch_mean_square, step)
+
+
 class PopArtValueHead(nn.Linear):
     """``Linear(input_size, 1)`` predicting normalised values, returning unnormalised ones.
 
@@ -63,16 +82,12 @@ class PopArtValueHead(nn.Linear):
     """
 
     def __init__(self, input_size: int, step_size: float = 1e-2, min_variance: float = 1e-4) -> None:
-        if not 0.0 < step_size <= 1.0:
-            raise ValueError(f"step_size must be in (0, 1], got {step_size}")
         if not min_variance > 0.0:
             raise ValueError(f"min_variance must be > 0, got {min_variance}")
         super().__init__(input_size, 1)
         self.step_size = step_size
         self.min_variance = min_variance
-        self.register_buffer("mean", torch.zeros(()))
-        self.register_buffer("mean_square", torch.ones(()))
-        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+        _register_moments(self, (), step_size)
 
     @property
     def scale(self) -> torch.Tensor:
@@ -105,10 +120,7 @@ class PopArtValueHead(nn.Linear):
         batch_mean = (targets * weight).sum() / count
         batch_mean_square = (targets.square() * weight).sum() / count
         old_mean, old_scale = self.mean.clone(), self.scale
-        self.updates += 1
-        step = moving_average_step(int(self.updates), self.step_size)
-        self.mean.lerp_(batch_mean, step)
-        self.mean_square.lerp_(batch_mean_square, step)
+        _move_moments(self, batch_mean, batch_mean_square, self.step_size)
         new_scale = self.scale
         # sigma * (w x + b) + mu == sigma' * (w' x + b') + mu' for every x:
         self.weight.mul_(old_scale / new_scale)
@@ -136,15 +148,11 @@ class ObservationNormalizer(nn.Module):
     """
 
     def __init__(self, size: int, step_size: float = 1e-3, epsilon: float = 1e-8, clip: float = 10.0) -> None:
-        if not 0.0 < step_size <= 1.0:
-            raise ValueError(f"step_size must be in (0, 1], got {step_size}")
         super().__init__()
         self.step_size = step_size
         self.epsilon = epsilon
         self.clip = clip
-        self.register_buffer("mean", torch.zeros(size))
-        self.register_buffer("mean_square", torch.ones(size))
-        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+        _register_moments(self, (size,), step_size)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         variance = (self.mean_square - self.mean.square()).clamp(min=0.0)
@@ -157,7 +165,4 @@ class ObservationNormalizer(nn.Module):
         features = features.detach().to(self.mean.dtype).reshape(-1, self.mean.shape[0])
         if features.shape[0] == 0:
             return
-        self.updates += 1
-        step = moving_average_step(int(self.updates), self.step_size)
-        self.mean.lerp_(features.mean(0), step)
-        self.mean_square.lerp_(features.square().mean(0), step)
+        _move_moments(self, features.mean(0), features.square().mean(0), self.step_size)

@@ -54,8 +54,8 @@ import rmc_core
 from agents.distributions import ActionDistribution
 from agents.encoders import ObservationEncoder, feature_map_rows
 from agents.heads import make_action_head
-from agents.spaces import encodable_observation, map_leaves
 from agents.normalization import PopArtValueHead
+from agents.spaces import encodable_observation, map_leaves
 
 __all__ = ["CORE_PRESETS", "ActorCritic", "UnrollOutput", "ActOutput"]
 
@@ -168,9 +168,10 @@ class ActorCritic(nn.Module):
         observation_normalization: normalise Box vector observations by running per-feature
             statistics (``agents.normalization.ObservationNormalizer``); off by default.
         lstm_output_norm: layer-normalise the LSTM's output ``h`` before the heads (LSTM
-            only; off by default). ``h`` starts small (about 0.1 per unit), and a step of
-            Adam, whose size does not depend on the scale of a layer's input, then moves the
-            heads' outputs little: the normalised ``h`` reaches the heads at unit scale.
+            only; off by default). ``h`` starts small (a standard deviation of about 0.03 at
+            initialisation), and a step of Adam, whose size does not depend on the scale of a
+            layer's input, then moves the heads' outputs little: the normalised ``h`` reaches
+            the heads at unit scale.
 
     Raises:
         ValueError: for an unknown core, preset or option.

@@ -12,10 +12,10 @@ policy term (``pg_ratio_clip``) keeps the later epochs from moving the policy fa
 actors', and ``target_kl`` stops a batch's epochs early once the sampled KL divergence
 between the actors' policy and the learner's exceeds it (as Stable-Baselines3's and
 CleanRL's PPO do): the clip removes the gradient of samples that moved too far, but not the
-pull of the others, and a recurrent policy can still jump. After the batch's steps, PopArt's statistics (``agents.normalization``) move
-towards the batch's V-trace targets from its first epoch, with the value head rescaled so
-that the values the actors see do not jump, and the vector observations' statistics
-towards the batch's observations.
+pull of the others, and a recurrent policy can still jump. After the batch's steps, PopArt's
+statistics (``agents.normalization``) move towards the batch's V-trace targets from its
+first epoch, with the value head rescaled so that the values the actors see do not jump,
+and the vector observations' statistics towards the batch's observations.
 """
 
 from __future__ import annotations
