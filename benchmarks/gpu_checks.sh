@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU figures that issues 3 and 5 ask for, in one pass of about eight minutes on one GPU.
+# Every GPU figure of docs/results.md (RMC speed, the learner on a GPU, the N-th farthest task)
+# in one pass of about eight minutes on one GPU.
 #
 #   OUT=results_dir bash benchmarks/gpu_checks.sh
 #

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -154,19 +155,22 @@ def success_of(entry: Entry, summary: dict[str, Any]) -> tuple[float, tuple[floa
 def seconds_to_target(run_dir: Path, entry: Entry) -> float | None:
     """Training seconds until the interval's mean training return (or success) first reached
     the target; None if it never did (or the entry's target is a ceiling)."""
+    from launch.run_dir import read_metrics
+
     if entry.below:
         return None
     key = "episode_return_mean" if entry.metric == "return" else "success_rate"
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
+    for record in read_metrics(run_dir):
         value = record.get(key)
         if value is not None and value >= entry.target:
             return float(record["time_s"])
     return None
 
 
+@functools.lru_cache(maxsize=None)
 def random_return(env: str, episodes: int, flags: tuple[str, ...]) -> float:
-    """Mean return of a uniformly random policy (the Mini PacMan target's unit)."""
+    """Mean return of a uniformly random policy (the Mini PacMan target's unit; measured once
+    per env and shared by its seeds)."""
     from launch.config import TrainConfig
     from launch.evaluate import evaluate
 
@@ -179,6 +183,7 @@ def random_return(env: str, episodes: int, flags: tuple[str, ...]) -> float:
 def train_and_evaluate(entry: Entry, seed: int, out: Path, python: str) -> RunResult:
     """Trains one seed of an entry with launch.train and evaluates its final weights."""
     from launch.evaluate import evaluate, load_trained
+    from launch.run_dir import read_metrics
 
     name = f"{entry.name}-seed{seed}"
     command = [python, "-m", "launch.train", "--env", entry.env, "--core", entry.core, "--seed", str(seed),
@@ -200,7 +205,7 @@ def train_and_evaluate(entry: Entry, seed: int, out: Path, python: str) -> RunRe
     if entry.target_note == "x random":
         target = entry.target * random_return(entry.env, entry.eval_episodes, entry.flags)
     passed = value < target if entry.below else value >= target
-    frames = int(json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["step"])
+    frames = int(read_metrics(run_dir)[-1]["step"])
     return RunResult(entry.name, seed, frames, train_seconds, value, ci95, passed,
                      seconds_to_target(run_dir, dataclasses.replace(entry, target=target)), str(run_dir), command)
 
