@@ -159,6 +159,19 @@ class TrainConfig:
     """Gradient steps on each batch (V-trace recomputed each time, as Sample Factory's APPO
     epochs): more learning per frame, at that many times the learner's work per frame; more
     than 1 wants --pg-ratio-clip."""
+    lr_kl_target: float | None = None
+    """Adapt the learning rate to the policy's movement: after each update, when the mean
+    sampled KL divergence between the actors' policy and the learner's (behaviour_kl) is above
+    twice this, the rate is divided by 1.5, and when it is below half of it, multiplied by 1.5
+    (up to the rate the schedule gives); as rl_games' 'adaptive' schedule, on IMPALA's
+    actor-learner divergence. Adam moves every weight by about the learning rate whatever the
+    size of its gradient, so the same rate moves policies of different widths, depths and
+    inputs by very different amounts; the KL is the step size that means the same for all.
+    Unset: the schedule's rate."""
+    num_minibatches: int = 1
+    """Gradient steps per epoch: each epoch splits the batch's unrolls at random into this
+    many minibatches (whole unrolls, so each keeps its stored core state) and steps on each,
+    as PPO does: more updates for the same learner work. At most batch_size."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Learner device; 'auto' uses CUDA when available."""
     learner_threads: int = 0
@@ -225,10 +238,14 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid value."""
         for name in ("num_actors", "envs_per_actor", "unroll_length", "batch_size", "total_steps", "num_epochs",
-                     "keep_checkpoints", "hidden_size", "record_max_steps"):
+                     "num_minibatches", "keep_checkpoints", "hidden_size", "record_max_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.lr_kl_target is not None and not self.lr_kl_target > 0.0:
+            raise ConfigError(f"lr_kl_target must be > 0 or unset, got {self.lr_kl_target}")
+        if self.num_minibatches > self.batch_size:
+            raise ConfigError(f"num_minibatches ({self.num_minibatches}) must be at most batch_size ({self.batch_size})")
         if self.learner_threads < 0:
             raise ConfigError(f"learner_threads must be >= 0, got {self.learner_threads}")
         if not isinstance(self.best_window_episodes, int) or self.best_window_episodes < 0:

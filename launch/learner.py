@@ -15,7 +15,15 @@ CleanRL's PPO do): the clip removes the gradient of samples that moved too far, 
 pull of the others, and a recurrent policy can still jump. After the batch's steps, PopArt's
 statistics (``agents.normalization``) move towards the batch's V-trace targets from its
 first epoch, with the value head rescaled so that the values the actors see do not jump,
-and the vector observations' statistics towards the batch's observations.
+and the vector observations' statistics towards the batch's observations. Before the run's
+first step PopArt's statistics are set from the first batch's targets (Hessel et al. 2019
+update them before each step), so no step sees the initial ``sigma = 1``.
+
+``num_minibatches = M > 1`` splits each epoch's unrolls at random into M minibatches and
+steps on each (PPO's minibatches): M times the gradient steps for the same learner work.
+``lr_kl_target`` adapts the learning rate to the measured actor-learner KL divergence after
+every update (rl_games' adaptive schedule), so that a step moves the policy about the same
+amount whatever the network and the env.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ import torch
 from torch import nn
 
 from agents.loss import LossConfig, impala_loss
+from agents.normalization import PopArtValueHead
+from agents.spaces import map_leaves
 from agents.trajectory import Trajectory
 from launch.config import TrainConfig
 
@@ -40,6 +50,14 @@ def total_updates(config: TrainConfig) -> int:
     return max(1, math.ceil(config.total_steps / config.steps_per_update))
 
 
+def select_games(trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...],
+                 index: torch.Tensor) -> tuple[Trajectory, tuple[torch.Tensor, ...]]:
+    """The unrolls of the games at ``index`` (a 1-D index into the batch dimension B): every
+    ``[T(+1), B, ...]`` leaf of the trajectory and every ``[B, ...]`` core state tensor."""
+    return (Trajectory(*(map_leaves(lambda leaf: leaf[:, index], field) for field in trajectory)),
+            tuple(tensor[index] for tensor in initial_state))
+
+
 def loss_config(config: TrainConfig) -> LossConfig:
     """The loss settings of a run's config, as the learner applies them."""
     return LossConfig(
@@ -49,6 +67,9 @@ def loss_config(config: TrainConfig) -> LossConfig:
         advantage_normalization=config.advantage_normalization, vtrace_lambda=config.vtrace_lambda,
     )
 
+
+_MIN_KL_FACTOR = 1e-3
+"""The KL-adaptive rate never falls below this share of the scheduled rate."""
 
 _NOT_LOGGED = frozenset({"total", "value_targets"})
 """LossOutput fields that are not scalar metrics."""
@@ -66,6 +87,7 @@ class Learner:
         self.policy = policy
         self.config = config
         self.updates = 0
+        self.kl_factor = 1.0  # the KL-adaptive multiplier of the scheduled rate (lr_kl_target)
         self.loss_config = loss_config(config)
         parameters = list(policy.parameters())
         if config.optimizer == "rmsprop":
@@ -97,7 +119,8 @@ class Learner:
     def update(
         self, trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...], time_fraction: float = 0.0,
     ) -> dict[str, float]:
-        """``num_epochs`` gradient steps on a batch; returns scalar metrics (means over the epochs).
+        """``num_epochs`` passes of ``num_minibatches`` gradient steps on a batch; returns scalar
+        metrics (means over the steps taken).
 
         ``time_fraction`` is the share of the time limit used so far (see
         :meth:`learning_rate_factor`).
@@ -107,53 +130,102 @@ class Learner:
                 taken, nor any after it).
         """
         self.policy.train()
-        learning_rate = self.config.learning_rate * self.learning_rate_factor(time_fraction)
+        learning_rate = self.config.learning_rate * self.learning_rate_factor(time_fraction) * self.kl_factor
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
+        self._initialise_value_normalization(trajectory, initial_state)
         sums: dict[str, float] = {}
-        first_targets = None
-        epochs = 0
+        first_targets: list[tuple[torch.Tensor, torch.Tensor]] = []
+        steps = epochs = 0
+        batch_size = trajectory.reset.shape[1]
+        num_minibatches = min(self.config.num_minibatches, batch_size)
+        stop = False
         for epoch in range(self.config.num_epochs):
-            loss = impala_loss(self.policy, trajectory, initial_state, self.loss_config)
-            if (epoch > 0 and self.config.target_kl is not None
-                    and float(loss.behaviour_kl) > self.config.target_kl):
-                break  # the policy has moved far enough from the actors' on this batch
-            epochs += 1
-            total = float(loss.total.detach())
-            if not math.isfinite(total):
-                raise NonFiniteLossError(f"the loss is {total} at update {self.updates + 1} (epoch {epoch + 1})")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.total.backward()
-            grad_norm = float(nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.grad_norm_clip))
-            if not math.isfinite(grad_norm):
+            order = torch.randperm(batch_size) if num_minibatches > 1 else None
+            for part in range(num_minibatches):
+                minibatch, minibatch_state = trajectory, initial_state
+                if order is not None:
+                    index = order[part::num_minibatches].to(trajectory.reset.device)
+                    minibatch, minibatch_state = select_games(trajectory, initial_state, index)
+                loss = impala_loss(self.policy, minibatch, minibatch_state, self.loss_config)
+                if (epoch > 0 and self.config.target_kl is not None
+                        and float(loss.behaviour_kl) > self.config.target_kl):
+                    stop = True  # the policy has moved far enough from the actors' on this batch
+                    break
+                total = float(loss.total.detach())
+                if not math.isfinite(total):
+                    raise NonFiniteLossError(
+                        f"the loss is {total} at update {self.updates + 1} (epoch {epoch + 1})")
                 self.optimizer.zero_grad(set_to_none=True)
-                raise NonFiniteLossError(
-                    f"the gradient norm is {grad_norm} at update {self.updates + 1} (epoch {epoch + 1})")
-            self.optimizer.step()
-            if first_targets is None:
-                first_targets = loss.value_targets
-            for name in loss._fields:
-                if name not in _NOT_LOGGED:
-                    sums[name] = sums.get(name, 0.0) + float(getattr(loss, name))
-            sums["loss_total"] = sums.get("loss_total", 0.0) + total
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm
+                loss.total.backward()
+                grad_norm = float(nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.grad_norm_clip))
+                if not math.isfinite(grad_norm):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    raise NonFiniteLossError(
+                        f"the gradient norm is {grad_norm} at update {self.updates + 1} (epoch {epoch + 1})")
+                self.optimizer.step()
+                steps += 1
+                if epoch == 0:
+                    first_targets.append((loss.value_targets, minibatch.valid))
+                for name in loss._fields:
+                    if name not in _NOT_LOGGED:
+                        sums[name] = sums.get(name, 0.0) + float(getattr(loss, name))
+                sums["loss_total"] = sums.get("loss_total", 0.0) + total
+                sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm
+            if stop:
+                break
+            epochs += 1
         update_value_normalization = getattr(self.policy, "update_value_normalization", None)
-        if update_value_normalization is not None and first_targets is not None:
-            update_value_normalization(first_targets, trajectory.valid)
+        if update_value_normalization is not None and first_targets:
+            update_value_normalization(torch.cat([targets for targets, _ in first_targets], dim=1),
+                                       torch.cat([valid for _, valid in first_targets], dim=1))
         update_observation_normalization = getattr(self.policy, "update_observation_normalization", None)
         if update_observation_normalization is not None:
             update_observation_normalization(trajectory.obs)
         self.updates += 1
-        metrics = {name: total / epochs for name, total in sums.items()}  # means over the epochs taken
+        metrics = {name: total / steps for name, total in sums.items()}  # means over the steps taken
+        self._adapt_to_kl(metrics["behaviour_kl"])
         metrics["learning_rate"] = learning_rate
         metrics["epochs"] = float(epochs)
+        metrics["gradient_steps"] = float(steps)
         return metrics
 
+    def _adapt_to_kl(self, behaviour_kl: float) -> None:
+        """The ``lr_kl_target`` rule: divide the rate by 1.5 when the KL was above twice the
+        target, multiply it by 1.5 (to at most the scheduled rate) when below half of it."""
+        target = self.config.lr_kl_target
+        if target is None:
+            return
+        if behaviour_kl > 2.0 * target:
+            self.kl_factor = max(self.kl_factor / 1.5, _MIN_KL_FACTOR)
+        elif behaviour_kl < 0.5 * target:
+            self.kl_factor = min(self.kl_factor * 1.5, 1.0)
+
+    def _initialise_value_normalization(self, trajectory: Trajectory,
+                                        initial_state: tuple[torch.Tensor, ...]) -> None:
+        """Set PopArt's statistics from the first batch's V-trace targets before the first step.
+
+        Later batches move them after their steps, but before the first batch they are the
+        initial ``mu = 0, sigma = 1``: with CartPole's returns of about 15 the first steps
+        would see value errors 15 times their normalised size (100 times on Acrobot), which
+        is what the normalisation exists to prevent. Those gradients also fill Adam's second
+        moments, shrinking its steps for the next few hundred updates. As in Hessel et al.
+        2019, whose statistics are updated before each step, the first batch's targets set
+        them here, with the head rescaled so that no value changes.
+        """
+        value_head = getattr(self.policy, "value_head", None)
+        if not isinstance(value_head, PopArtValueHead) or int(value_head.updates) > 0:
+            return
+        with torch.no_grad():
+            targets = impala_loss(self.policy, trajectory, initial_state, self.loss_config).value_targets
+        value_head.update(targets, trajectory.valid)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "updates": self.updates}
+        return {"optimizer": self.optimizer.state_dict(), "updates": self.updates, "kl_factor": self.kl_factor}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the optimiser and the update count (the schedule follows from them; a
         ``scheduler`` entry of older checkpoints is not needed)."""
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state["updates"])
+        self.kl_factor = float(state.get("kl_factor", 1.0))

@@ -8,7 +8,7 @@ import torch
 
 from agents import ActorCritic
 from launch.config import ConfigError, TrainConfig
-from launch.learner import Learner, total_updates
+from launch.learner import Learner, select_games, total_updates
 from tests.agents.test_policy import random_trajectory
 
 
@@ -113,10 +113,11 @@ def test_each_batch_takes_num_epochs_steps_and_moves_the_running_statistics_once
     steps = {int(state["step"]) for state in learner.optimizer.state.values()}
     assert steps == {3}  # three Adam steps ...
     assert learner.updates == 1  # ... one update of the schedule's counter
-    assert int(head.updates) == 1 and int(normalizer.updates) == 1
-    assert metrics["value_scale"] == pytest.approx(1.0)  # the first batch's loss used the initial scale
+    # PopArt: set from the first batch's targets before its steps, moved once after them
+    assert int(head.updates) == 2 and int(normalizer.updates) == 1
+    assert metrics["value_scale"] != pytest.approx(1.0)  # not the initial scale
     update(learner)
-    assert int(head.updates) == 2 and float(head.scale) != pytest.approx(1.0)
+    assert int(head.updates) == 3 and int(normalizer.updates) == 2
     assert {"loss_total", "grad_norm", "value_scale", "learning_rate"} <= set(metrics)
     assert "value_targets" not in metrics
 
@@ -139,3 +140,60 @@ def test_target_kl_stops_a_batchs_epochs_once_the_policy_moved_that_far() -> Non
     assert update(free)["epochs"] == 4.0
     with pytest.raises(ConfigError, match="target_kl"):
         TrainConfig(env="CartPole-v1", target_kl=0.0).validate()
+
+
+def test_the_first_batch_sets_the_value_statistics_before_its_steps() -> None:
+    learner = make_learner(num_epochs=1, learning_rate=0.0)
+    trajectory = random_trajectory(learner.policy, steps=5, batch_size=4, seed=0)
+    trajectory = trajectory._replace(reward=trajectory.reward * 0.0 + 50.0)  # returns far from mu=0, sigma=1
+    metrics = learner.update(trajectory, learner.policy.initial_state(4))
+    assert metrics["value_scale"] > 10.0  # the loss saw the targets' own scale, not sigma = 1
+    assert metrics["baseline_loss"] < 10.0
+
+
+def test_minibatches_take_that_many_steps_per_epoch_on_disjoint_games() -> None:
+    learner = make_learner(num_epochs=3, num_minibatches=2, pg_ratio_clip=0.2)
+    metrics = update(learner)
+    assert {int(state["step"]) for state in learner.optimizer.state.values()} == {6}
+    assert metrics["gradient_steps"] == 6.0 and metrics["epochs"] == 3.0 and learner.updates == 1
+    with pytest.raises(ConfigError, match="num_minibatches"):
+        TrainConfig(env="CartPole-v1", batch_size=4, envs_per_actor=4, num_minibatches=5).validate()
+
+
+def test_select_games_takes_the_same_games_from_every_leaf_and_the_core_state() -> None:
+    learner = make_learner()
+    trajectory = random_trajectory(learner.policy, steps=5, batch_size=4, seed=3)
+    state = tuple(torch.randn_like(tensor) for tensor in learner.policy.initial_state(4))
+    index = torch.tensor([3, 1])
+    part, part_state = select_games(trajectory, state, index)
+    for whole, selected in zip(trajectory, part):
+        assert torch.equal(selected, whole[:, index])
+    for whole, selected in zip(state, part_state):
+        assert torch.equal(selected, whole[index])
+
+
+def test_the_kl_adaptive_rate_falls_when_the_policy_moves_too_far_and_recovers_when_it_does_not() -> None:
+    learner = make_learner(lr_schedule="constant", lr_kl_target=0.01)
+    learner._adapt_to_kl(0.05)  # above twice the target
+    assert learner.kl_factor == pytest.approx(1 / 1.5)
+    assert update(learner)["learning_rate"] == pytest.approx(1e-3 / 1.5)  # the next update's rate
+    learner.kl_factor = 1 / 1.5
+    learner._adapt_to_kl(0.01)  # within [target / 2, 2 * target]: unchanged
+    assert learner.kl_factor == pytest.approx(1 / 1.5)
+    for _ in range(3):
+        learner._adapt_to_kl(0.001)
+    assert learner.kl_factor == 1.0  # never above the scheduled rate
+    for _ in range(100):
+        learner._adapt_to_kl(10.0)
+    assert learner.kl_factor == pytest.approx(1e-3)  # nor below a thousandth of it
+    restored = make_learner(lr_schedule="constant", lr_kl_target=0.01)
+    restored.load_state_dict(learner.state_dict())
+    assert restored.kl_factor == learner.kl_factor
+
+
+def test_without_a_kl_target_the_rate_is_the_schedules() -> None:
+    learner = make_learner(lr_schedule="constant")
+    learner._adapt_to_kl(10.0)
+    assert learner.kl_factor == 1.0
+    with pytest.raises(ConfigError, match="lr_kl_target"):
+        TrainConfig(env="CartPole-v1", lr_kl_target=0.0).validate()
