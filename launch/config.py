@@ -49,11 +49,16 @@ class TrainConfig:
     hidden_size: int = 256
     """Width of the agent's hidden layers."""
     use_previous_action_reward: bool = True
-    """Feed the previous action and reward to the core."""
+    """Feed the previous action and reward to the core (IMPALA's optional inputs). With its own
+    last action as an input, a recurrent policy on Acrobot settled into runs of one action and
+    did not learn to swing up (-489 at 300K frames), and learned without it (-91, one seed;
+    docs/results.md)."""
     core_output_norm: bool = True
     """Layer-normalise the RMC's output before the heads (keeps bootstrapped values from diverging)."""
     lstm_output_norm: bool = False
-    """Layer-normalise the LSTM's output before the heads (LSTM core only)."""
+    """Layer-normalise the LSTM's output before the heads (LSTM core only): its output starts
+    at a standard deviation of about 0.03, so a step moves the heads' outputs little and the
+    policy stays near uniform for the first tens of thousands of frames (CartPole: 70K)."""
     rmc_gate_input_pooling: Literal["flatten", "mean"] = "mean"
     """How the RMC's gates read its input rows: 'mean' (one Linear over the mean row; keeps Adam
     from swinging the gates shut) or 'flatten' (the reference: one Linear over all rows)."""
@@ -143,14 +148,17 @@ class TrainConfig:
     weights serves every reward scale (agents/normalization.py). 'none': IMPALA's raw values."""
     observation_normalization: bool = False
     """Normalise vector (non-image Box) observations by running per-feature statistics, as
-    SB3's VecNormalize and Sample Factory's input normalisation do (agents/normalization.py)."""
+    SB3's VecNormalize and Sample Factory's input normalisation do (agents/normalization.py);
+    images are left as they are."""
     advantage_normalization: bool = False
-    """Normalise the policy-gradient advantages of each batch to mean 0 and standard deviation
-    1 over its valid transitions (as PPO and Sample Factory do); off: divide them by PopArt's
-    scale (Hessel et al. 2019; by 1 with --value-normalization none). Off by default: while
-    the rewards carry no signal yet (Acrobot's -1 per step, a sparse reward not yet found),
-    the advantages are noise, which per-batch normalisation raises to unit scale; over several
-    epochs it drove the policy to one action within seconds (docs/results.md)."""
+    """Normalise the policy-gradient advantages of each batch (each minibatch) to mean 0 and
+    standard deviation 1 over its valid transitions (as PPO and Sample Factory do), so the
+    entropy cost weighs the same against them in every env; off: divide them by PopArt's
+    scale (Hessel et al. 2019; by 1 with --value-normalization none), which is much larger
+    than the advantages where returns vary more than one step's error. While the rewards
+    carry no signal yet the advantages are noise raised to unit scale: without
+    --lr-kl-target, several epochs of such steps drove Acrobot's policy to one action within
+    seconds (docs/results.md)."""
     target_kl: float | None = None
     """Stop a batch's epochs early once the estimated KL divergence between the actors' policy
     and the learner's (behaviour_kl) exceeds this; the first epoch is always taken. Unset: all
@@ -324,7 +332,7 @@ class TrainConfig:
 _LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_pooling": "flatten",
                                     "pg_ratio_clip": None, "value_normalization": "none",
                                     "advantage_normalization": False, "observation_normalization": False,
-                                    "num_epochs": 1}
+                                    "num_epochs": 1, "lstm_output_norm": False, "lr_kl_target": None}
 """Values of fields missing from configs saved before those fields existed."""
 
 
@@ -344,13 +352,15 @@ _LSTM_SMALL = {"hidden_size": 128}
 # "Learning"). IMPALA's setting: --optimizer rmsprop --loss-reduction sum.
 _OPTIMISER = {"optimizer": "adam", "loss_reduction": "mean", "lr_schedule": "constant"}
 
-# The game presets keep the loss they were measured with: IMPALA's V-trace policy gradient on
-# raw values, one gradient step per batch. The defaults (PopArt, the PPO-clipped policy term,
-# 4 epochs) are measured on the learning suite's tasks; on the games, where the learner is the
-# bottleneck on a CPU, 4 epochs cost 4x the learner's time per frame (docs/results.md,
-# "Learning out of the box").
-_MEASURED_LOSS = {"value_normalization": "none", "advantage_normalization": False, "pg_ratio_clip": None,
-                  "num_epochs": 1}
+# The game presets keep the agent and the loss they were measured with: the previous action and
+# reward as inputs, IMPALA's V-trace policy gradient on raw values, one gradient step per batch,
+# the schedule's learning rate. The defaults (PopArt, the PPO-clipped policy term, 4 epochs)
+# are measured on the learning suite's tasks; on the games, where
+# the learner is the bottleneck on a CPU, 4 epochs cost 4x the learner's time per frame
+# (docs/results.md, "Learning out of the box").
+_AS_MEASURED = {"value_normalization": "none", "advantage_normalization": False, "pg_ratio_clip": None,
+                "num_epochs": 1, "lr_kl_target": None, "lstm_output_norm": False,
+                "observation_normalization": False, "use_previous_action_reward": True}
 
 _TASKS: dict[str, dict[str, Any]] = {
     # A first run: 20 minutes on a laptop CPU, the learning rate falling linearly to 0 over them
@@ -362,19 +372,19 @@ _TASKS: dict[str, dict[str, Any]] = {
     "boxworld-easy": {"env": "rmc/BoxWorldEasy-v0", "unroll_length": 10, "envs_per_actor": 64, "batch_size": 64,
                       "entropy_cost": 0.005, "learning_rate": 3e-4, "total_steps": 30_000_000,
                       "time_limit_s": 1200.0, "hidden_size": 128, **_OPTIMISER, "lr_schedule": "linear",
-                      **_MEASURED_LOSS},
+                      **_AS_MEASURED},
     "boxworld": {"env": "rmc/BoxWorld-v0", "unroll_length": 40, "batch_size": 32, "envs_per_actor": 16,
                  "entropy_cost": 0.005, "learning_rate": 2e-4, "total_steps": 100_000_000, **_OPTIMISER,
-                 **_MEASURED_LOSS},
+                 **_AS_MEASURED},
     "boxworld-viewport": {"env": "rmc/BoxWorldViewport-v0", "unroll_length": 40, "batch_size": 32,
                           "envs_per_actor": 16, "entropy_cost": 0.005, "learning_rate": 2e-4,
-                          "total_steps": 100_000_000, **_OPTIMISER, **_MEASURED_LOSS},
+                          "total_steps": 100_000_000, **_OPTIMISER, **_AS_MEASURED},
     "minipacman": {"env": "rmc/MiniPacman-v0", "unroll_length": 20, "batch_size": 32, "envs_per_actor": 16,
                    "entropy_cost": 0.01, "learning_rate": 3e-4, "total_steps": 50_000_000, **_OPTIMISER,
-                   **_MEASURED_LOSS},
+                   **_AS_MEASURED},
     "minipacman-viewport": {"env": "rmc/MiniPacmanViewport-v0", "unroll_length": 20, "batch_size": 32,
                             "envs_per_actor": 16, "entropy_cost": 0.01, "learning_rate": 3e-4,
-                            "total_steps": 50_000_000, **_OPTIMISER, **_MEASURED_LOSS},
+                            "total_steps": 50_000_000, **_OPTIMISER, **_AS_MEASURED},
 }
 
 

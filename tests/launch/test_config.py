@@ -63,6 +63,17 @@ def test_each_task_has_an_rmc_and_an_lstm_preset(task: str) -> None:
         assert rmc.batch_size == lstm.batch_size and rmc.learning_rate == lstm.learning_rate
 
 
+def test_the_game_presets_keep_the_agent_and_loss_they_were_measured_with() -> None:
+    default = TrainConfig()
+    assert (default.use_previous_action_reward, default.advantage_normalization, default.lr_kl_target) == (
+        True, False, None)
+    for name in PRESETS:
+        preset = config_from_preset(name)
+        assert preset.use_previous_action_reward and preset.num_epochs == 1 and preset.lr_kl_target is None
+        assert not (preset.advantage_normalization or preset.observation_normalization or preset.lstm_output_norm)
+        assert preset.value_normalization == "none"
+
+
 def test_command_line_overrides_the_preset() -> None:
     config, resume, explicit, preset = parse_train_args(
         ["--preset", "boxworld-rmc", "--num-actors", "3", "--env-kwargs", '{"max_steps": 50}', "--wandb"])
@@ -141,12 +152,12 @@ def test_configs_saved_before_a_field_existed_rebuild_their_agent() -> None:
     # the loss settings added since: a run saved without them resumes with the loss it had
     plain = TrainConfig(env="CartPole-v1").to_json()
     for name in ("pg_ratio_clip", "value_normalization", "advantage_normalization", "observation_normalization",
-                 "num_epochs", "vtrace_lambda", "target_kl", "lstm_output_norm"):
+                 "num_epochs", "vtrace_lambda", "target_kl", "lstm_output_norm", "lr_kl_target", "num_minibatches"):
         del plain[name]
     old = TrainConfig.from_saved_json(plain)
     assert (old.pg_ratio_clip, old.value_normalization, old.advantage_normalization, old.observation_normalization,
-            old.num_epochs, old.vtrace_lambda, old.target_kl, old.lstm_output_norm) == (
-        None, "none", False, False, 1, 1.0, None, False)
+            old.num_epochs, old.vtrace_lambda, old.target_kl, old.lstm_output_norm, old.lr_kl_target,
+            old.num_minibatches) == (None, "none", False, False, 1, 1.0, None, False, None, 1)
     with pytest.raises(ConfigError, match="unknown config keys"):
         TrainConfig.from_saved_json({**saved, "no_such_field": 1})
 

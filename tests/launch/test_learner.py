@@ -19,7 +19,7 @@ def make_learner(observation_normalization: bool = False, **overrides) -> Learne
                          observation_normalization=observation_normalization)
     # 4 unrolls of 5 steps per update: total_steps 200 is 10 updates
     values = {"env": "CartPole-v1", "core": "lstm", "envs_per_actor": 2, "batch_size": 4, "unroll_length": 5,
-              "total_steps": 200, "learning_rate": 1e-3, **overrides}
+              "total_steps": 200, "learning_rate": 1e-3, "lr_kl_target": None, **overrides}  # the schedule alone
     return Learner(policy, TrainConfig(**values))
 
 
