@@ -190,6 +190,15 @@ class RolloutBuffers:
         return trajectory, state, self.policy_version.index_select(0, index).clone()
 
 
+def select_games(trajectory: Trajectory, state: tuple[torch.Tensor, ...], index: torch.Tensor
+                 ) -> tuple[Trajectory, tuple[torch.Tensor, ...]]:
+    """The unrolls of the games at ``index`` (a 1-D index into the batch dimension B): every
+    ``[T(+1), B, ...]`` leaf of the trajectory and every ``[B, ...]`` core state tensor, as
+    new contiguous tensors."""
+    return (Trajectory(*(map_structure(lambda leaf: leaf[:, index], field) for field in trajectory)),
+            tuple(leaf[index] for leaf in state))
+
+
 def split_batch(trajectory: Trajectory, state: tuple[torch.Tensor, ...], parts: int
                 ) -> list[tuple[Trajectory, tuple[torch.Tensor, ...]]]:
     """Cut a gathered batch into ``parts`` equal batches of whole unrolls, in game order.
@@ -201,14 +210,9 @@ def split_batch(trajectory: Trajectory, state: tuple[torch.Tensor, ...], parts: 
     if parts < 1 or games % parts:
         raise ValueError(f"cannot split a batch of {games} unrolls into {parts} equal parts")
     width = games // parts
-    pieces = []
-    for first in range(0, games, width):
-        def time_major(leaf: torch.Tensor) -> torch.Tensor:
-            return leaf[:, first:first + width].contiguous()
-
-        part = Trajectory(*(map_structure(time_major, field) for field in trajectory))
-        pieces.append((part, tuple(leaf[first:first + width].contiguous() for leaf in state)))
-    return pieces
+    device = trajectory.reward.device
+    return [select_games(trajectory, state, torch.arange(first, first + width, device=device))
+            for first in range(0, games, width)]
 
 
 def buffers_per_actor(unrolls_per_batch: int, num_actors: int) -> int:

@@ -36,8 +36,8 @@ from torch import nn
 
 from agents.loss import LossConfig, impala_loss
 from agents.normalization import PopArtValueHead
-from agents.spaces import map_leaves
 from agents.trajectory import Trajectory
+from launch.buffers import select_games
 from launch.config import TrainConfig
 
 
@@ -48,14 +48,6 @@ class NonFiniteLossError(RuntimeError):
 def total_updates(config: TrainConfig) -> int:
     """Learner updates in a run of ``config.total_steps`` steps."""
     return max(1, math.ceil(config.total_steps / config.steps_per_update))
-
-
-def select_games(trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...],
-                 index: torch.Tensor) -> tuple[Trajectory, tuple[torch.Tensor, ...]]:
-    """The unrolls of the games at ``index`` (a 1-D index into the batch dimension B): every
-    ``[T(+1), B, ...]`` leaf of the trajectory and every ``[B, ...]`` core state tensor."""
-    return (Trajectory(*(map_leaves(lambda leaf: leaf[:, index], field) for field in trajectory)),
-            tuple(tensor[index] for tensor in initial_state))
 
 
 def loss_config(config: TrainConfig) -> LossConfig:

@@ -8,7 +8,8 @@ import torch
 
 from agents import ActorCritic
 from launch.config import ConfigError, TrainConfig
-from launch.learner import Learner, select_games, total_updates
+from launch.buffers import select_games
+from launch.learner import Learner, total_updates
 from tests.agents.test_policy import random_trajectory
 
 
