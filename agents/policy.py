@@ -35,10 +35,13 @@ values diverge. The RMC's gates read the *mean* of its projected input rows
 (``rmc_gate_input_pooling="mean"``, the default; the reference flattens all rows into one
 wide Linear): see ``rmc_gate_input_pooling`` below for why.
 
-Core defaults: the paper's Box-World RMC (4 memories, 4 heads of size 256, 1 block,
-'memory' gating) is available as ``core_kwargs="rmc_boxworld_paper"``; on one CPU thread it
-acts about 9x and learns about 8x slower than the default (``benchmarks/policy_speed.py``),
-too slow for a 2-core machine. The default ``"rmc_small"`` keeps the paper's layout (4
+Core defaults: the paper's Box-World RMC is available as ``core_kwargs="rmc_boxworld_paper"``.
+The paper gives it as "4 memories, 4 heads, 1024 total units, 1 block, scalar gating"
+(App. A.3); "total units" is read as the whole memory, ``mem_slots * num_heads * head_size``,
+so 4 heads of size 64 (each memory 256 wide). The same reading of the N-th farthest setting
+("8 or 16 memories, 2048 total units") gives 256 or 128 per memory; reading it per memory
+would give 16 memories of 2048 units for a 40-number input. On one CPU thread it is too slow
+for a 2-core machine (``benchmarks/policy_speed.py``, docs/results.md). The default ``"rmc_small"`` keeps the paper's layout (4
 memories, 1 block, 'memory' gating, 2-layer attention MLP) with 2 heads of size 32.
 """
 
@@ -65,12 +68,13 @@ CoreState = tuple[torch.Tensor, ...]
 CORE_PRESETS: dict[str, dict[str, Any]] = {
     "rmc_small": dict(mem_slots=4, head_size=32, num_heads=2, num_blocks=1, gate_style="memory",
                       attention_mlp_layers=2),
-    "rmc_boxworld_paper": dict(mem_slots=4, head_size=256, num_heads=4, num_blocks=1, gate_style="memory",
+    "rmc_boxworld_paper": dict(mem_slots=4, head_size=64, num_heads=4, num_blocks=1, gate_style="memory",
                                attention_mlp_layers=2),
     "lstm_256": dict(hidden_size=256),
 }
 """Named core settings usable as ``core_kwargs``; ``rmc_boxworld_paper`` is the RMC paper's
-Box-World core (App. A.3), ``rmc_small`` the default RMC."""
+Box-World core (App. A.3; 4 x 4 x 64 = 1024 units, see above), which the Box-World and Mini
+PacMan presets of ``launch.train`` use; ``rmc_small`` is the default RMC."""
 
 DEFAULT_CORE_KWARGS: dict[str, dict[str, Any] | str] = {"rmc": "rmc_small", "lstm": {}}  # lstm: hidden_size
 

@@ -143,13 +143,16 @@ def get_leaf(tree: Any, path: Path) -> Any:
     return tree
 
 
-def map_leaves(function: Callable[[Any], Any], tree: Any) -> Any:
-    """Applies ``function`` to every leaf of a nested dict / tuple / list structure."""
+def map_leaves(function: Callable[..., Any], tree: Any, *others: Any) -> Any:
+    """Applies ``function`` to every leaf of a nested dict / tuple / list structure, keeping
+    the structure (a named tuple stays one). With ``others`` (trees of the same structure)
+    ``function`` gets the matching leaf of each: ``function(leaf, *other_leaves)``."""
     if isinstance(tree, Mapping):
-        return {key: map_leaves(function, value) for key, value in tree.items()}
+        return {key: map_leaves(function, value, *(other[key] for other in others)) for key, value in tree.items()}
     if isinstance(tree, (tuple, list)):
-        return type(tree)(map_leaves(function, value) for value in tree)
-    return function(tree)
+        mapped = [map_leaves(function, *items) for items in zip(tree, *others)]
+        return type(tree)(*mapped) if hasattr(tree, "_fields") else type(tree)(mapped)
+    return function(tree, *others)
 
 
 def to_tensor_tree(tree: Any, device: torch.device | str | None = None) -> Any:

@@ -13,15 +13,16 @@ steps/s at N = 4096 for each game.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401  (registers the rmc/ ids)
+from launch.cli import MANY, first_paragraph, parse_options
 
 GAME_IDS = ("rmc/MiniPacman-v0", "rmc/BoxWorld-v0")
 YARDSTICK_ID = "MiniGrid-Empty-8x8-v0"
@@ -97,10 +98,19 @@ def main(seconds: float, batch_sizes: Sequence[int], json_path: str | None) -> d
     return results
 
 
+@dataclass
+class EnvThroughputOptions:
+    """What ``benchmarks/env_throughput.py`` measures."""
+
+    seconds: float = 2.0
+    """Time spent on each measurement."""
+    num_envs: list[int] = field(default_factory=lambda: [1, 64, 1024, 4096], metadata=MANY)
+    """Vector batch sizes."""
+    json: str | None = None
+    """Also write the figures to this JSON file."""
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=2.0, help="time spent on each measurement")
-    parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 64, 1024, 4096], help="vector batch sizes")
-    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    arguments = parser.parse_args()
-    main(arguments.seconds, arguments.num_envs, arguments.json)
+    options = parse_options(EnvThroughputOptions, None, prog="benchmarks/env_throughput.py",
+                            description=first_paragraph(__doc__))
+    main(options.seconds, options.num_envs, options.json)

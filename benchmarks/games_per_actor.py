@@ -18,17 +18,19 @@ CPU per frame.
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 import time
+from dataclasses import dataclass
 
 import torch
 
 from agents.trajectory import Trajectory
-from launch.buffers import RolloutBuffers
-from launch.config import PRESETS, config_from_preset
-from launch.learner import Learner
-from launch.rollout import Rollout
+from launch.cli import BadInput, first_paragraph, parse_options, run_command
+from launch.impala.buffers import RolloutBuffers
+from launch.impala.config import PRESETS, config_from_preset
+from launch.impala.learner import Learner
+from launch.impala.rollout import Rollout
 
 
 def learner_batch(rollout: Rollout, buffers: RolloutBuffers) -> tuple[Trajectory, tuple[torch.Tensor, ...]]:
@@ -39,18 +41,37 @@ def learner_batch(rollout: Rollout, buffers: RolloutBuffers) -> tuple[Trajectory
     return trajectory, state
 
 
+@dataclass
+class GamesPerActorOptions:
+    """What ``benchmarks/games_per_actor.py`` measures."""
+
+    preset: str = "boxworld-easy-rmc"
+    """The launch.train preset whose agent and env are timed."""
+    sizes: str = "8,16,32,64"
+    """Games per actor (= learner batch) to time, comma-separated."""
+    repeats: int = 4
+    """Interleaved repeats (the best is kept)."""
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise BadInput(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        try:
+            sizes = self.size_list
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) < 1 or self.repeats < 1:
+            raise BadInput(f"--sizes must be positive integers and --repeats >= 1 (got {self.sizes!r}, {self.repeats})")
+
+    @property
+    def size_list(self) -> list[int]:
+        """``sizes`` as integers."""
+        return [int(size) for size in self.sizes.split(",")]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="boxworld-easy-rmc", choices=sorted(PRESETS))
-    parser.add_argument("--sizes", default="8,16,32,64", help="games per actor = learner batch, comma-separated")
-    parser.add_argument("--repeats", type=int, default=4, help="interleaved repeats (the best is kept)")
-    args = parser.parse_args()
-    try:
-        sizes = [int(size) for size in args.sizes.split(",")]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1 or args.repeats < 1:
-        parser.error(f"--sizes must be positive integers and --repeats >= 1 (got {args.sizes!r}, {args.repeats})")
+    args = parse_options(GamesPerActorOptions, None, prog="benchmarks/games_per_actor.py",
+                         description=first_paragraph(__doc__))
+    sizes = args.size_list
     torch.set_num_threads(1)
     setups = {}
     for size in sizes:
@@ -82,4 +103,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

@@ -23,12 +23,11 @@ curves per env in DIR.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
 import math
-import os
+import shlex
 import subprocess
 import sys
 import time
@@ -41,6 +40,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
+
+from launch.cli import BadInput, first_paragraph, parse_options, run_command  # noqa: E402  (after the path)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def success_of(entry: Entry, summary: dict[str, Any]) -> tuple[float, tuple[floa
 def seconds_to_target(run_dir: Path, entry: Entry) -> float | None:
     """Training seconds until the interval's mean training return (or success) first reached
     the target; None if it never did (or the entry's target is a ceiling)."""
-    from launch.run_dir import read_metrics
+    from launch.impala.run_dir import read_metrics
 
     if entry.below:
         return None
@@ -171,7 +172,7 @@ def seconds_to_target(run_dir: Path, entry: Entry) -> float | None:
 def random_return(env: str, episodes: int, flags: tuple[str, ...]) -> float:
     """Mean return of a uniformly random policy (the Mini PacMan target's unit; measured once
     per env and shared by its seeds)."""
-    from launch.config import TrainConfig
+    from launch.impala.config import TrainConfig
     from launch.evaluate import evaluate
 
     config = TrainConfig(env=env)
@@ -180,14 +181,16 @@ def random_return(env: str, episodes: int, flags: tuple[str, ...]) -> float:
     return float(evaluate(config, None, episodes, 8, False, 2024)["mean_return"])
 
 
-def train_and_evaluate(entry: Entry, seed: int, out: Path, python: str) -> RunResult:
-    """Trains one seed of an entry with launch.train and evaluates its final weights."""
-    from launch.evaluate import evaluate, load_trained
-    from launch.run_dir import read_metrics
+def train_and_evaluate(entry: Entry, seed: int, out: Path, python: str, extra_flags: tuple[str, ...] = ()) -> RunResult:
+    """Trains one seed of an entry with launch.train (its flags, then ``extra_flags``) and
+    evaluates its final weights."""
+    from launch.evaluate import evaluate
+    from launch.impala.run_dir import read_metrics
+    from launch.impala.trained import load_trained
 
     name = f"{entry.name}-seed{seed}"
     command = [python, "-m", "launch.train", "--env", entry.env, "--core", entry.core, "--seed", str(seed),
-               *entry.flags, "--runs-root", str(out / "runs"), "--run-name", name]
+               *entry.flags, *extra_flags, "--runs-root", str(out / "runs"), "--run-name", name]
     if entry.frames:
         command += ["--total-steps", str(entry.frames)]
     start = time.perf_counter()
@@ -227,7 +230,7 @@ def train_peer(entry: Entry, seed: int, out: Path) -> dict[str, Any]:
     from stable_baselines3.common.vec_env import VecNormalize
 
     import envs  # noqa: F401  (registers rmc/ ids)
-    from launch.env_factory import import_env_packages, resolve_wrapper
+    from launch.impala.env_factory import import_env_packages, resolve_wrapper
 
     peer = entry.peer
     assert peer is not None
@@ -327,7 +330,8 @@ def format_table(entries: list[Entry], results: dict[str, list[RunResult]], peer
     return "\n".join(lines)
 
 
-def plot_curves(entries: list[Entry], results: dict[str, list[RunResult]], directory: Path) -> list[Path]:
+def plot_curves(entries: list[Entry], results: dict[str, list[RunResult]], directory: Path,
+                extra_flags: tuple[str, ...] = ()) -> list[Path]:
     """One PNG per env: each run's mean training return (or success) against frames."""
     import matplotlib
 
@@ -354,7 +358,9 @@ def plot_curves(entries: list[Entry], results: dict[str, list[RunResult]], direc
         axes.set_xlabel("frames")
         axes.set_ylabel("mean training " + ("return" if env_entries[0].metric == "return" else "success"))
         seeds = len(results[env_entries[0].name])
-        axes.set_title(f"{env}: default agent, {seeds} seed{'s' if seeds != 1 else ''} per core")
+        agent = "default agent" if not extra_flags else "agent with " + " ".join(extra_flags)
+        axes.set_title(f"{env}: {agent}, {seeds} seed{'s' if seeds != 1 else ''} per core", fontsize=9 if extra_flags else 11,
+                       wrap=True)
         axes.legend()
         figure.tight_layout()
         path = directory / f"learning_{env.replace('/', '_').replace('-', '_').lower()}.png"
@@ -370,25 +376,53 @@ def select(only: list[str] | None, quick: bool) -> list[Entry]:
         names = {entry.name for entry in ENTRIES}
         unknown = [name for name in only if name not in names]
         if unknown:
-            raise SystemExit(f"error: unknown entries {unknown}; valid: {sorted(names)}")
+            raise BadInput(f"unknown entries {unknown}; valid: {sorted(names)}")
         return [entry for entry in ENTRIES if entry.name in only]
     return [entry for entry in ENTRIES if entry.quick] if quick else list(ENTRIES)
 
 
+@dataclass
+class SuiteOptions:
+    """What ``benchmarks/learning_suite.py`` runs."""
+
+    quick: bool = False
+    """CartPole for each core, one seed each (a few minutes)."""
+    only: list[str] = field(default_factory=list, metadata={"metavar": "NAME"})
+    """Run this entry (repeat for several); the entries are listed below."""
+    seeds: int | None = None
+    """Seeds per entry (default: the entry's; --quick: 1)."""
+    first_seed: int = 0
+    """Seeds are FIRST_SEED, FIRST_SEED + 1, ..."""
+    no_peer: bool = False
+    """Skip the Stable-Baselines3 peers."""
+    out: str = "suite_runs"
+    """Folder for runs, logs and results.json."""
+    plot: str | None = None
+    """Write one PNG of curves per env into this folder."""
+    flags: str = ""
+    """Further launch.train flags for every entry, as one string (a candidate config, e.g.
+    "--advantage-normalization --lr-kl-target 0.02"); the table and the plots name them."""
+
+    def __post_init__(self) -> None:
+        if self.seeds is not None and self.seeds < 1:
+            raise BadInput(f"--seeds must be >= 1, got {self.seeds}")
+        if any(flag in shlex.split(self.flags) for flag in ("--env", "--core", "--seed", "--runs-root", "--run-name")):
+            raise BadInput(f"--flags cannot set what each entry sets itself (--env, --core, --seed, the run "
+                           f"directory), got {self.flags!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="entries: " + ", ".join(entry.name for entry in ENTRIES))
-    parser.add_argument("--quick", action="store_true", help="CartPole for each core, one seed each (a few minutes)")
-    parser.add_argument("--only", action="append", metavar="NAME", help="run this entry (repeatable)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per entry (default: the entry's; --quick: 1)")
-    parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED, FIRST_SEED + 1, ...")
-    parser.add_argument("--no-peer", action="store_true", help="skip the Stable-Baselines3 peers")
-    parser.add_argument("--out", default="suite_runs", help="folder for runs, logs and results.json")
-    parser.add_argument("--plot", metavar="DIR", default=None, help="write one PNG of curves per env here")
-    args = parser.parse_args(argv)
-    if args.seeds is not None and args.seeds < 1:
-        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    return run_command(lambda: run_suite(parse_options(
+        SuiteOptions, argv, prog="benchmarks/learning_suite.py", description=first_paragraph(__doc__),
+        epilog="entries: " + ", ".join(entry.name for entry in ENTRIES))))
+
+
+def run_suite(args: SuiteOptions) -> int:
+    """Trains and evaluates the chosen entries, prints the table; 1 when an entry failed."""
     entries = select(args.only, args.quick)
+    extra_flags = tuple(shlex.split(args.flags))
+    if extra_flags:
+        print("every entry also trains with: " + " ".join(extra_flags))
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     with_peers = not args.no_peer and peers_installed()
@@ -399,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     for entry in entries:
         seeds = args.seeds or (1 if args.quick else entry.seeds)
         for seed in range(args.first_seed, args.first_seed + seeds):
-            result = train_and_evaluate(entry, seed, out, sys.executable)
+            result = train_and_evaluate(entry, seed, out, sys.executable, extra_flags)
             results.setdefault(entry.name, []).append(result)
             print(f"{entry.name} seed {seed}: {result.frames:,} frames in {result.train_seconds:.0f} s, "
                   f"evaluated {result.value:.3f} ({'pass' if result.passed else 'FAIL'})", flush=True)
@@ -410,11 +444,13 @@ def main(argv: list[str] | None = None) -> int:
                       f"{peer['train_seconds']:.0f} s, evaluated {peer['value']:.3f}", flush=True)
             (out / "results.json").write_text(json.dumps(
                 {"runs": {name: [dataclasses.asdict(r) for r in runs] for name, runs in results.items()},
-                 "peers": peers}, indent=1))
+                 "peers": peers, "flags": list(extra_flags)}, indent=1))
     print()
+    if extra_flags:
+        print("every entry trained with: " + " ".join(extra_flags))
     print(format_table(entries, results, peers))
     if args.plot:
-        for path in plot_curves(entries, results, Path(args.plot)):
+        for path in plot_curves(entries, results, Path(args.plot), extra_flags):
             print(f"curves: {path}")
     return 0 if all(r.passed for runs in results.values() for r in runs) else 1
 

@@ -47,19 +47,23 @@ vector found again by its label; these take that step apart:
 
 from __future__ import annotations
 
-import argparse
 import csv
+import dataclasses
 import json
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from launch.cli import MANY, BadInput, first_paragraph, parse_options, run_command
 from rmc_core import make_core
+from rmc_core.nth_farthest import nth_farthest_batch, vectors_by_label
 from rmc_core.relational_memory import sonnet_linear_init_
-from rmc_core.nth_farthest import QUESTIONS, nth_farthest_batch, vectors_by_label
 
 RECURRENT_CORES = ("rmc", "lstm")
 READOUTS = ("labelled-vectors", "whole-sequence")
@@ -136,7 +140,7 @@ class NthFarthestModel(nn.Module):
         return self.head(self.features(inputs))
 
 
-def build_core(args: argparse.Namespace, input_size: int) -> nn.Module:
+def build_core(args: NthFarthestOptions, input_size: int) -> nn.Module:
     if args.core == "labelled-vectors":
         return LabelledVectors(args.num_vectors, args.num_dims)
     if args.core == "whole-sequence":
@@ -156,7 +160,7 @@ def build_core(args: argparse.Namespace, input_size: int) -> nn.Module:
 
 
 @torch.no_grad()
-def test_accuracy(model: nn.Module, args: argparse.Namespace, device: torch.device) -> float:
+def test_accuracy(model: nn.Module, args: NthFarthestOptions, device: torch.device) -> float:
     """Accuracy on ``test_batches`` fresh batches from the held-out stream (seed + 1_000_003)."""
     generator = torch.Generator().manual_seed(args.seed + 1_000_003)
     correct = total = 0
@@ -197,7 +201,7 @@ def ridge_r2(features: Tensor, targets: Tensor, train_fraction: float = 0.8, rid
 
 
 @torch.no_grad()
-def binding_r2(model: NthFarthestModel, args: argparse.Namespace, device: torch.device) -> float:
+def binding_r2(model: NthFarthestModel, args: NthFarthestOptions, device: torch.device) -> float:
     """How much of the label-sorted vectors a linear read-out finds in the head's input.
 
     ``args.probe_examples`` fresh sequences from their own stream (seed + 2_000_003), 80% to
@@ -212,7 +216,7 @@ def binding_r2(model: NthFarthestModel, args: argparse.Namespace, device: torch.
     return ridge_r2(features, targets)
 
 
-def train(args: argparse.Namespace) -> dict:
+def train(args: NthFarthestOptions) -> dict:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     if args.tf32:
@@ -328,72 +332,103 @@ RESULTS_DIR = Path("runs/nth_farthest")
 copy a run worth keeping into docs/ by hand)."""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--core", choices=[*RECURRENT_CORES, *READOUTS], default="rmc",
-                        help="the recurrent core, or a diagnostic read-out of the whole sequence (see above)")
-    parser.add_argument("--num-vectors", type=int, default=4, help="vectors per sequence (paper: 8)")
-    parser.add_argument("--num-dims", type=int, default=4, help="dimensions per vector (paper: 16)")
-    parser.add_argument("--question", choices=QUESTIONS, default="farthest",
-                        help="farthest: the label of the n-th farthest vector from m (the paper's wording); "
-                             "rank: the distance rank from m of the vector labelled n (DeepMind's generator)")
-    parser.add_argument("--steps", type=int, default=20000, help="training steps (batches)")
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this wall time")
-    parser.add_argument("--batch-size", type=int, default=1600, help="paper: 1600")
-    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
-    parser.add_argument("--mem-slots", type=int, default=4)
-    parser.add_argument("--head-size", type=int, default=64)
-    parser.add_argument("--num-heads", type=int, default=4)
-    parser.add_argument("--num-blocks", type=int, default=1)
-    parser.add_argument("--gate-style", choices=["unit", "memory", "none"], default="unit")
-    parser.add_argument("--attention-mlp-layers", type=int, default=2)
-    parser.add_argument("--head-init", choices=["sonnet", "torch"], default="sonnet",
-                        help="answer MLP initialisation: Sonnet's (the reference) or PyTorch's default")
-    parser.add_argument("--lstm-hidden-size", type=int, default=512)
-    parser.add_argument("--freeze-core", action="store_true", help="train the answer head only (diagnostic)")
-    parser.add_argument("--binding-probe", action="store_true",
-                        help="log binding_r2: how much of the label-sorted vectors a linear read-out finds in the "
-                             "head's input (diagnostic, see above)")
-    parser.add_argument("--probe-examples", type=int, default=10000, help="fresh sequences per binding probe")
-    parser.add_argument("--eval-interval", type=int, default=250, help="steps between test evaluations")
-    parser.add_argument("--test-batches", type=int, default=4, help="held-out batches per evaluation")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--tf32", action="store_true",
-                        help="let float32 matrix products use TF32 on GPUs that have it (faster, 10-bit mantissa)")
-    parser.add_argument("--json", type=Path, default=None,
-                        help=f"where to write the curve (default {RESULTS_DIR}/nth_farthest_<core>_<N>x<D>[_rank].json)")
-    parser.add_argument("--csv", type=Path, default=None, help="where to write the curve as CSV")
-    parser.add_argument("--png", type=Path, default=None,
-                        help=f"learning-curve PNG (default {RESULTS_DIR}/nth_farthest_<core>_<N>x<D>[_rank].png, "
-                             f"or {RESULTS_DIR}/nth_farthest.png with --plot)")
-    parser.add_argument("--plot", type=Path, nargs="+", default=None, help="only plot these result JSONs into --png")
-    args = parser.parse_args(argv)
-    if args.freeze_core and args.core not in RECURRENT_CORES:
-        parser.error(f"--freeze-core needs a recurrent core ({', '.join(RECURRENT_CORES)}), got --core {args.core}")
-    if args.probe_examples < 10:
-        parser.error(f"--probe-examples must be >= 10 (80% fit the read-out, 20% score it), got {args.probe_examples}")
-    return args
+@dataclass
+class NthFarthestOptions:
+    """What ``benchmarks/nth_farthest.py`` trains (or plots)."""
+
+    core: Literal["rmc", "lstm", "labelled-vectors", "whole-sequence"] = "rmc"
+    """The recurrent core, or a diagnostic read-out of the whole sequence (see above)."""
+    num_vectors: int = 4
+    """Vectors per sequence (paper: 8)."""
+    num_dims: int = 4
+    """Dimensions per vector (paper: 16)."""
+    question: Literal["farthest", "rank"] = "farthest"
+    """farthest: the label of the n-th farthest vector from m (the paper's wording); rank: the
+    distance rank from m of the vector labelled n (DeepMind's generator)."""
+    steps: int = 20000
+    """Training steps (batches)."""
+    max_minutes: float | None = None
+    """Stop training after this wall time."""
+    batch_size: int = 1600
+    """Sequences per batch (paper: 1600)."""
+    lr: float = 1e-4
+    """Adam learning rate (paper: 1e-4)."""
+    mem_slots: int = 4
+    """Memories of the RMC."""
+    head_size: int = 64
+    """Size of each attention head."""
+    num_heads: int = 4
+    """Attention heads of the RMC."""
+    num_blocks: int = 1
+    """Attention blocks per step."""
+    gate_style: Literal["unit", "memory", "none"] = "unit"
+    """The RMC's gating."""
+    attention_mlp_layers: int = 2
+    """Layers of the MLP after each attention block."""
+    head_init: Literal["sonnet", "torch"] = "sonnet"
+    """Answer MLP initialisation: Sonnet's (the reference) or PyTorch's default."""
+    lstm_hidden_size: int = 512
+    """Hidden units of the LSTM core."""
+    freeze_core: bool = False
+    """Train the answer head only (diagnostic)."""
+    binding_probe: bool = False
+    """Log binding_r2: how much of the label-sorted vectors a linear read-out finds in the
+    head's input (diagnostic, see above)."""
+    probe_examples: int = 10000
+    """Fresh sequences per binding probe."""
+    eval_interval: int = 250
+    """Steps between test evaluations."""
+    test_batches: int = 4
+    """Held-out batches per evaluation."""
+    seed: int = 0
+    """Seed of the model and of the training sequences."""
+    threads: int = 2
+    """Torch CPU threads."""
+    device: str = "cpu"
+    """Torch device."""
+    tf32: bool = False
+    """Let float32 matrix products use TF32 on GPUs that have it (faster, 10-bit mantissa)."""
+    json: str | None = None
+    """Where to write the curve (default: runs/nth_farthest/nth_farthest_<core>_<N>x<D>[_rank].json)."""
+    csv: str | None = None
+    """Where to write the curve as CSV."""
+    png: str | None = None
+    """Learning-curve PNG (default: runs/nth_farthest/nth_farthest_<core>_<N>x<D>[_rank].png, or
+    runs/nth_farthest/nth_farthest.png with --plot)."""
+    plot: list[str] = field(default_factory=list, metadata=MANY)
+    """Only plot these result JSONs into --png."""
+
+    def __post_init__(self) -> None:
+        if self.freeze_core and self.core not in RECURRENT_CORES:
+            raise BadInput(f"--freeze-core needs a recurrent core ({', '.join(RECURRENT_CORES)}), got --core {self.core}")
+        if self.probe_examples < 10:
+            raise BadInput(f"--probe-examples must be >= 10 (80% fit the read-out, 20% score it), got "
+                           f"{self.probe_examples}")
+
+
+def parse_args(argv: list[str] | None = None) -> NthFarthestOptions:
+    """The options from the command line."""
+    return parse_options(NthFarthestOptions, argv, prog="benchmarks/nth_farthest.py",
+                         description=first_paragraph(__doc__))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.plot:
-        plot([json.loads(path.read_text()) for path in args.plot], args.png or RESULTS_DIR / "nth_farthest.png")
+        plot([json.loads(Path(path).read_text()) for path in args.plot], Path(args.png or RESULTS_DIR / "nth_farthest.png"))
         return
     result = train(args)
     stem = f"nth_farthest_{args.core}_{args.num_vectors}x{args.num_dims}" + ("_rank" if args.question == "rank" else "")
-    json_path = args.json or RESULTS_DIR / f"{stem}.json"
+    json_path = Path(args.json or RESULTS_DIR / f"{stem}.json")
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    result["config"] = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    result["config"] = dataclasses.asdict(args)
     json_path.write_text(json.dumps(result, indent=1))
     if args.csv:
-        with args.csv.open("w", newline="") as handle:
+        with Path(args.csv).open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(result["curve"][0]))
             writer.writeheader()
             writer.writerows(result["curve"])
-    plot([result], args.png or RESULTS_DIR / f"{stem}.png")
+    plot([result], Path(args.png or RESULTS_DIR / f"{stem}.png"))
     print(
         f"final test accuracy {result['final_test_accuracy']:.3f} (best {result['best_test_accuracy']:.3f}) "
         f"after {result['curve'][-1]['step']} steps, {result['wall_seconds'] / 60:.1f} min"
@@ -401,4 +436,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

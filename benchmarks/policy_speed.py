@@ -13,10 +13,11 @@ The LSTM policy (``lstm_256``) is the yardstick; every figure is printed with it
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -25,6 +26,7 @@ import torch
 from agents import ActorCritic
 from agents.loss import LossConfig, impala_loss
 from agents.trajectory import Trajectory
+from launch.cli import first_paragraph, parse_options
 
 SETTINGS = {  # name -> (core, core_kwargs)
     "lstm_256": ("lstm", "lstm_256"),
@@ -63,7 +65,7 @@ def random_trajectory(steps: int, batch_size: int) -> Trajectory:
     )
 
 
-def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
+def measure(name: str, args: PolicySpeedOptions) -> dict[str, float]:
     core, core_kwargs = SETTINGS[name]
     torch.manual_seed(0)
     policy = ActorCritic(OBSERVATION_SPACE, ACTION_SPACE, core=core, core_kwargs=core_kwargs)
@@ -89,14 +91,25 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
     }
 
 
+@dataclass
+class PolicySpeedOptions:
+    """What ``benchmarks/policy_speed.py`` measures."""
+
+    seconds: float = 2.0
+    """Timing window per measurement."""
+    act_batch: int = 32
+    """Games per act() call."""
+    unroll: int = 20
+    """T of the learner's unroll."""
+    batch: int = 8
+    """B of the learner's unroll."""
+    threads: int = 1
+    """Torch intra-op threads."""
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=2.0, help="timing window per measurement")
-    parser.add_argument("--act-batch", type=int, default=32, help="games per act() call")
-    parser.add_argument("--unroll", type=int, default=20, help="T of the learner's unroll")
-    parser.add_argument("--batch", type=int, default=8, help="B of the learner's unroll")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    args = parser.parse_args()
+    args = parse_options(PolicySpeedOptions, None, prog="benchmarks/policy_speed.py",
+                         description=first_paragraph(__doc__))
     torch.set_num_threads(args.threads)
     results = {name: measure(name, args) for name in SETTINGS}
     yardstick = results["lstm_256"]
@@ -106,7 +119,7 @@ def main() -> None:
         print(f"{name:>20}: {figures['parameters']:>9,d} params | act {figures['act_frames_per_s']:>9.0f} frames/s "
               f"({figures['act_ratio_to_lstm']:.2f}x lstm) | learn {figures['learn_frames_per_s']:>8.0f} frames/s "
               f"({figures['learn_ratio_to_lstm']:.2f}x lstm)")
-    print(json.dumps({"torch_threads": torch.get_num_threads(), **vars(args), "results": results}))
+    print(json.dumps({"torch_threads": torch.get_num_threads(), **dataclasses.asdict(args), "results": results}))
 
 
 if __name__ == "__main__":

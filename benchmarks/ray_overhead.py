@@ -12,16 +12,17 @@ script prints steps/s per phase, the ratio Ray / local and one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
+import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from launch.config import PRESETS, config_from_preset
+from launch.cli import BadInput, cores_minus_one, first_paragraph, parse_options, run_command
+from launch.impala.config import PRESETS, config_from_preset
 from launch.train import Trainer
 
 
@@ -32,17 +33,31 @@ def train_for(trainer: Trainer, seconds: float) -> float:
     return (trainer.counters.step - start_step) / (time.perf_counter() - start)
 
 
+@dataclass
+class RayOverheadOptions:
+    """What ``benchmarks/ray_overhead.py`` compares."""
+
+    preset: str = "boxworld-easy-rmc"
+    """The launch.train preset both backends train."""
+    num_actors: int = field(default_factory=cores_minus_one)
+    """Actors per backend (default: the cores minus one for the learner)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """More config fields, as a JSON object."""
+    seconds: float = 15.0
+    """Measured seconds per phase."""
+    rounds: int = 2
+    """Local / Ray phase pairs."""
+    warmup_seconds: float = 5.0
+    """Unmeasured training before the rounds."""
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise BadInput(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="boxworld-easy-rmc", choices=sorted(PRESETS))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    parser.add_argument("--num-actors", type=int, default=max(1, cores - 1),
-                        help="actors per backend (default: the cores minus one for the learner)")
-    parser.add_argument("--overrides", type=json.loads, default={}, help="more config fields, as a JSON object")
-    parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per phase")
-    parser.add_argument("--rounds", type=int, default=2, help="local/Ray phase pairs")
-    parser.add_argument("--warmup-seconds", type=float, default=5.0, help="unmeasured training before the rounds")
-    args = parser.parse_args()
+    args = parse_options(RayOverheadOptions, None, prog="benchmarks/ray_overhead.py",
+                         description=first_paragraph(__doc__))
     torch.set_num_threads(1)
     common: dict[str, Any] = {"num_actors": args.num_actors, "total_steps": 10**12, "log_interval_s": 10**9,
                               "checkpoint_interval_s": 10**9, "device": "cpu", **args.overrides}
@@ -74,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

@@ -1,8 +1,9 @@
 """Forward+backward time of the Relational Memory Core against ``nn.LSTM``, same run.
 
 Times one training-style pass (``unroll`` over ``[T, B]`` then backward of a scalar loss)
-at the RMC paper's Box-World configuration (4 memories, 4 heads of 256 = 1024 units per
-memory row, 1 block, 'memory' gating) fed with 144 input rows of 26 features (the 12x12
+at a large RMC (4 memories of 1024 units: 4 heads of 256, 1 block, 'memory' gating; four
+times the paper's Box-World core as ``agents.policy`` reads its "1024 total units")
+fed with 144 input rows of 26 features (the 12x12
 cells of the conv encoder: 24 channels + 2 coordinates), and at a one-row configuration
 (one 256-feature vector per step, the same RMC). The yardstick is ``torch.nn.LSTM`` fed
 the same per-step input (the 144 rows flattened to 3744 values), at two sizes, since
@@ -27,16 +28,18 @@ setting. Example::
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
 
+from launch.cli import MANY, BadInput, first_paragraph, parse_options, run_command
 from rmc_core import RelationalMemory
 
 MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(2**32), "MALLOC_TRIM_THRESHOLD_": str(2**36)}
@@ -96,31 +99,55 @@ def lstm_pass(lstm: nn.LSTM, inputs: torch.Tensor) -> Callable[[], None]:
     return run
 
 
+@dataclass
+class RmcSpeedOptions:
+    """What ``benchmarks/rmc_speed.py`` times."""
+
+    steps: int = 40
+    """T, the steps of the unroll."""
+    batch_size: int = 32
+    """B, the sequences of the unroll."""
+    threads: int = 2
+    """torch.set_num_threads."""
+    repeats: int = 3
+    """Interleaved timed repeats (the best is kept)."""
+    warmup: int = 1
+    """Untimed passes before the repeats."""
+    rows: int = 144
+    """Input rows of the multi-row configuration."""
+    row_features: int = 26
+    """Features per input row of the multi-row configuration."""
+    vector_features: int = 256
+    """Input features of the one-row configuration."""
+    mem_slots: int = 4
+    """Memories of the RMC."""
+    head_size: int = 256
+    """Size of each attention head (each memory is num_heads x head_size wide)."""
+    num_heads: int = 4
+    """Attention heads of the RMC."""
+    gate_style: Literal["unit", "memory", "none"] = "memory"
+    """The RMC's gating."""
+    compile: bool = False
+    """Also time torch.compile of the RMC's step."""
+    device: str = "cpu"
+    """Torch device."""
+    tf32: bool = False
+    """Let float32 matrix products use TF32 on GPUs that have it (torch.set_float32_matmul_precision('high'))."""
+    configurations: list[str] = field(default_factory=lambda: ["rows", "vector"], metadata=MANY)
+    """Which input configurations to time: rows (multi-row), vector (one row)."""
+    skip_lstm: bool = False
+    """Time the RMC only (e.g. with --compile)."""
+    keep_malloc: bool = False
+    """Do not re-run with the malloc settings."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.configurations) - {"rows", "vector"})
+        if unknown:
+            raise BadInput(f"--configurations takes rows and vector, got {unknown}")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=40, help="T")
-    parser.add_argument("--batch-size", type=int, default=32, help="B")
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--rows", type=int, default=144, help="input rows of the multi-row configuration")
-    parser.add_argument("--row-features", type=int, default=26)
-    parser.add_argument("--vector-features", type=int, default=256, help="input of the one-row configuration")
-    parser.add_argument("--mem-slots", type=int, default=4)
-    parser.add_argument("--head-size", type=int, default=256)
-    parser.add_argument("--num-heads", type=int, default=4)
-    parser.add_argument("--gate-style", default="memory")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the RMC's step")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--tf32", action="store_true", help="let float32 matrix products use TF32 on GPUs "
-                        "that have it (torch.set_float32_matmul_precision('high'))")
-    parser.add_argument(
-        "--configurations", nargs="+", choices=["rows", "vector"], default=["rows", "vector"],
-        help="which input configurations to time (multi-row, one-row)",
-    )  # fmt: skip
-    parser.add_argument("--skip-lstm", action="store_true", help="time the RMC only (e.g. with --compile)")
-    parser.add_argument("--keep-malloc", action="store_true", help="do not re-run with the malloc settings")
-    args = parser.parse_args(argv)
+    args = parse_options(RmcSpeedOptions, argv, prog="benchmarks/rmc_speed.py", description=first_paragraph(__doc__))
     if not args.keep_malloc and any(os.environ.get(key) != value for key, value in MALLOC_SETTINGS.items()):
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_SETTINGS})
 
@@ -179,4 +206,4 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {pass_name:42s} {wall * 1000:8.0f} / {cpu * 1000:8.0f}   RMC/this = {rmc_wall / wall:.2f} / {rmc_cpu / cpu:.2f}")
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

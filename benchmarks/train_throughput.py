@@ -17,15 +17,17 @@ Prints each in environment steps per second and the ratio training / acting (tar
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
+import sys
 import time
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
-from launch.buffers import split_batch
-from launch.config import PRESETS, config_from_preset
+from launch.cli import BadInput, cores_minus_one, first_paragraph, parse_options, run_command
+from launch.impala.buffers import split_batch
+from launch.impala.config import PRESETS, config_from_preset
 from launch.train import Trainer
 
 
@@ -62,19 +64,33 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+@dataclass
+class TrainThroughputOptions:
+    """What ``benchmarks/train_throughput.py`` measures."""
+
+    preset: str = "boxworld-rmc"
+    """The launch.train preset to train."""
+    num_actors: int = field(default_factory=cores_minus_one)
+    """Actor processes (default: the cores minus one for the learner)."""
+    envs_per_actor: int | None = None
+    """Games per actor (default: the preset's)."""
+    seconds: float = 20.0
+    """Measured seconds per phase."""
+    warmup_seconds: float = 5.0
+    """Unmeasured seconds before each phase."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the learner runs."""
+    compile_core: bool = False
+    """torch.compile the learner's RMC step (the compile falls in the training warm-up)."""
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise BadInput(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="boxworld-rmc", choices=sorted(PRESETS))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    parser.add_argument("--num-actors", type=int, default=max(1, cores - 1),
-                        help="actor processes (default: the cores minus one for the learner)")
-    parser.add_argument("--envs-per-actor", type=int, default=None, help="games per actor (default: the preset's)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per phase")
-    parser.add_argument("--warmup-seconds", type=float, default=5.0, help="unmeasured seconds before each phase")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--compile-core", action="store_true",
-                        help="torch.compile the learner's RMC step (the compile falls in the training warm-up)")
-    args = parser.parse_args()
+    args = parse_options(TrainThroughputOptions, None, prog="benchmarks/train_throughput.py",
+                         description=first_paragraph(__doc__))
     overrides = {"num_actors": args.num_actors, "total_steps": 10**12, "log_interval_s": 10**9,
                  "checkpoint_interval_s": 10**9, "device": args.device, "compile_core": args.compile_core}
     if args.envs_per_actor is not None:
@@ -104,4 +120,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

@@ -1,7 +1,7 @@
 """Training, evaluation, watching and plotting: the IMPALA actor-learner around the RMC agents.
 
 Entry points (also installed as console scripts ``rmc-train``, ``rmc-evaluate``,
-``rmc-plot``, ``rmc-watch``)::
+``rmc-plot``, ``rmc-watch``, ``rmc-play``)::
 
     python -m launch.train --preset boxworld-easy-rmc            # a first run
     python -m launch.train --preset boxworld-rmc --num-actors 15  # the paper's Box-World agent
@@ -19,16 +19,10 @@ Presets: ``<task>-rmc`` and ``<task>-lstm`` for ``boxworld-easy``, ``boxworld``,
 ``boxworld-viewport``, ``minipacman`` and ``minipacman-viewport``. ``--time-limit-s``
 bounds a run by wall time (e.g. the 20-minute runs of ``tests/launch/test_learning.py``).
 
-Modules: ``config`` (``TrainConfig``, presets, CLI), ``train`` (``main``, ``Trainer``),
-``rollout`` (producing one unroll, shared by both backends), ``actor`` and ``actor_pool``
-(local actor processes and their supervision), ``ray_actor`` and ``ray_pool`` (``--backend
-ray``: actors on a Ray cluster, docs/ray.md), ``buffers``
-(shared-memory unrolls), ``shared_weights`` (versioned weight publishing), ``learner``
-(V-trace updates), ``checkpoint`` and ``run_dir`` (what a run leaves on disk),
-``env_factory``, ``policy_factory``, ``progress``, ``evaluate``, ``plot``, ``watch`` and
-``watch_view`` (playing a checkpoint with its attention), ``video`` (GIF / MP4 files),
-``rollout_recorder`` (rollouts recorded during training); diagnostics of a run's
-checkpoints: ``boxworld_phases`` (where a Box-World agent's steps go), ``policy_drift``
-(how far the policy moved between checkpoints), ``loss_balance`` (how hard each loss term
-pulls on the layers both heads share).
+Layout: the commands above are the modules of this package (``train``, ``evaluate``,
+``watch``, ``play``, ``plot``); ``launch.impala`` holds the actor-learner machinery they
+run on (config, actors and pools, Ray, buffers, rollout, learner, weights, run directory,
+checkpoints), ``launch.viewer`` the window and video of ``watch``, and ``launch.tools``
+the diagnostics of a run's checkpoints (``python -m launch.tools.boxworld_phases``,
+``policy_drift``, ``loss_balance``).
 """

@@ -19,22 +19,19 @@ reports under ``KEY`` at an episode's end (Box-World: ``solution_length``,
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from launch.checkpoint import BEST_CHECKPOINT, CheckpointError, best_checkpoint, latest_checkpoint, load_checkpoint
-from launch.config import ConfigError, TrainConfig
-from launch.env_factory import EnvConfigError, episode_stats, make_vector_env
-
-if TYPE_CHECKING:
-    from agents import ActorCritic
+from launch.cli import first_paragraph, parse_options, run_command
+from launch.impala.config import ConfigError, TrainConfig
+from launch.impala.env_factory import episode_stats, make_vector_env
+from launch.impala.trained import load_trained, trained_policy
 
 Z_95 = 1.959963984540054
 
@@ -42,83 +39,6 @@ StepHook = Callable[[dict[str, Any], np.ndarray, np.ndarray], None]
 """Called after every env step of ``evaluate`` with the step's info, the games whose
 episode ended at that step, and those among them whose episode counts toward the result
 (a game that has played its quota keeps playing, uncounted, until the others finish)."""
-
-
-def resolve_checkpoint(path: str | Path, best: bool = False) -> Path:
-    """A checkpoint file, or a run directory's latest checkpoint (its ``best.pt`` with ``best``).
-
-    Raises:
-        CheckpointError: no such checkpoint.
-    """
-    path = Path(path)
-    if best:
-        if not path.is_dir():
-            raise CheckpointError(f"--best needs a run directory, got {str(path)!r}")
-        found = best_checkpoint(path / "checkpoints")
-        if found is None:
-            raise CheckpointError(
-                f"{str(path)!r} has no checkpoints/{BEST_CHECKPOINT}: the run saw fewer training episodes than its "
-                "best_window_episodes, turned it off (0), or was made before best checkpoints existed"
-            )
-        return found
-    if path.is_dir():
-        found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
-        if found is None:
-            raise CheckpointError(f"{str(path)!r} holds no checkpoint (expected a run directory or a .pt file)")
-        return found
-    return path
-
-
-def load_trained(path: str | Path, env: str | None = None, env_kwargs: dict[str, Any] | None = None,
-                 env_package: list[str] | None = None,
-                 best: bool = False) -> tuple[TrainConfig, dict[str, torch.Tensor]]:
-    """The config and model weights of a checkpoint file or run directory (its latest).
-
-    Args:
-        path: a checkpoint file or a run directory.
-        best: take the run directory's best policy (``checkpoints/best.pt``) instead of its latest.
-        env: play this env id instead of the checkpoint's (its spaces must match).
-        env_kwargs: env kwargs instead of the checkpoint's.
-        env_package: modules to import, in addition to the checkpoint's, that register envs.
-
-    Raises:
-        CheckpointError: the file is missing, unreadable or not a launch.train checkpoint.
-        ConfigError: the checkpoint's config is not a valid TrainConfig.
-    """
-    resolved = resolve_checkpoint(path, best)
-    checkpoint = load_checkpoint(resolved)
-    try:
-        config = TrainConfig.from_saved_json(json.loads(checkpoint["config"]))
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{str(resolved)!r} holds an invalid config: {error}") from None
-    if env is not None:
-        config.env = env
-    if env_kwargs is not None:
-        config.env_kwargs = env_kwargs
-    if env_package:
-        config.env_package = list(config.env_package) + list(env_package)
-    return config, checkpoint["model"]
-
-
-def trained_policy(config: TrainConfig, model_state: dict[str, torch.Tensor], observation_space: Any,
-                   action_space: Any) -> ActorCritic:
-    """The policy of ``config`` with ``model_state`` loaded, in eval mode.
-
-    Raises:
-        CheckpointError: the weights do not fit these spaces (a checkpoint of another env).
-    """
-    from launch.policy_factory import build_policy
-
-    policy = build_policy(config, observation_space, action_space)
-    try:
-        policy.load_state_dict(model_state)
-    except RuntimeError as error:
-        detail = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
-        raise CheckpointError(
-            f"the checkpoint's weights do not fit {config.env!r} (observation space {observation_space}, action "
-            f"space {action_space}): was it trained on another env? ({detail})"
-        ) from None
-    return policy.eval()
 
 
 def wilson_interval(successes: float, count: int) -> tuple[float, float]:
@@ -274,57 +194,63 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
     return summary
 
 
-def cli(argv: list[str] | None = None) -> int:
-    """``python -m launch.evaluate`` / ``rmc-evaluate``."""
-    parser = argparse.ArgumentParser(prog="python -m launch.evaluate", description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", metavar="PATH", help="a checkpoint file, or a run directory (its latest)")
-    source.add_argument("--random", action="store_true", help="a uniformly random policy (needs --env)")
-    parser.add_argument("--best", action="store_true",
-                        help="with a run directory: its best policy (checkpoints/best.pt, chosen by the mean training "
-                             "success or return of its best_window_episodes) instead of its latest checkpoint")
-    parser.add_argument("--env", help="env id (default: the checkpoint's; required with --random)")
-    parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
-                        help="env kwargs as a JSON object (default: the checkpoint's)")
-    parser.add_argument("--env-package", action="append", default=None, metavar="MODULE",
-                        help="module to import that registers the env")
-    parser.add_argument("--episodes", type=int, default=100, help="episodes to play (default: 100)")
-    parser.add_argument("--num-envs", type=int, default=8, help="games stepped together (default: 8)")
-    parser.add_argument("--deterministic", action="store_true", help="take the most likely action")
-    parser.add_argument("--seed", type=int, default=12345, help="seed of the evaluation games (default: 12345)")
-    parser.add_argument("--by", metavar="INFO_KEY", default=None,
-                        help="also report the episodes grouped by this key of the env's step info at each "
-                             "episode's end (Box-World: solution_length, num_distractors)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default: 1; small batches run slower with more on a busy machine)")
-    args = parser.parse_args(argv)
-    try:
-        if args.episodes < 1:
-            raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
-        if args.num_envs < 1:
-            raise ConfigError(f"--num-envs must be >= 1, got {args.num_envs}")
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-        model_state = None
-        if args.best and args.random:
+@dataclass
+class EvaluateOptions:
+    """What ``python -m launch.evaluate`` plays and how."""
+
+    checkpoint: str | None = None
+    """A checkpoint file, or a run directory (its latest checkpoint)."""
+    random: bool = False
+    """Play a uniformly random policy instead of a checkpoint (needs --env): the baseline."""
+    best: bool = False
+    """With a run directory: its best policy (checkpoints/best.pt, chosen by the mean training
+    success or return of its best_window_episodes) instead of its latest checkpoint."""
+    env: str | None = None
+    """Env id to play instead of the checkpoint's (its spaces must match); required with --random."""
+    env_kwargs: dict[str, Any] | None = None
+    """Env kwargs as a JSON object, instead of the checkpoint's."""
+    env_package: list[str] = field(default_factory=list)
+    """Module to import that registers the env (repeat for several)."""
+    episodes: int = 100
+    """Episodes to play."""
+    num_envs: int = 8
+    """Games stepped together."""
+    deterministic: bool = False
+    """Take the most likely action instead of sampling."""
+    seed: int = 12345
+    """Seed of the evaluation games."""
+    by: str | None = None
+    """Also report the episodes grouped by this key of the env's step info at each episode's
+    end (Box-World: solution_length, num_distractors)."""
+    threads: int = 1
+    """Torch CPU threads (small batches run slower with more on a busy machine)."""
+
+    def __post_init__(self) -> None:
+        if (self.checkpoint is None) == (not self.random):
+            raise ConfigError("give exactly one of --checkpoint PATH and --random")
+        if self.random and self.env is None:
+            raise ConfigError("--random needs --env ID")
+        if self.best and self.random:
             raise ConfigError("--best reads a run directory's best checkpoint; it cannot be combined with --random")
-        if args.random:
-            if args.env is None:
-                raise ConfigError("--random needs --env ID")
-            config = TrainConfig(env=args.env)
-            if args.env_kwargs is not None:
-                config.env_kwargs = args.env_kwargs
-            if args.env_package:
-                config.env_package = list(args.env_package)
-        else:
-            config, model_state = load_trained(args.checkpoint, args.env, args.env_kwargs, args.env_package,
-                                              args.best)
-        summary = evaluate(config, model_state, args.episodes, args.num_envs, args.deterministic, args.seed,
-                           args.by)
-    except (ConfigError, EnvConfigError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        for name in ("episodes", "num_envs", "threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+
+
+def run(options: EvaluateOptions) -> dict[str, Any]:
+    """Evaluates the policy ``options`` name and prints the summary; returns it."""
+    torch.set_num_threads(options.threads)
+    model_state = None
+    if options.random:
+        config = TrainConfig(env=options.env)
+        if options.env_kwargs is not None:
+            config.env_kwargs = options.env_kwargs
+        config.env_package = list(options.env_package)
+    else:
+        config, model_state = load_trained(options.checkpoint, options.env, options.env_kwargs, options.env_package,
+                                          options.best)
+    summary = evaluate(config, model_state, options.episodes, options.num_envs, options.deterministic, options.seed,
+                       options.by)
     low, high = summary["return_ci95"]
     print(f"{config.env}: {summary['episodes']} episodes, mean return {summary['mean_return']:.3f} "
           f"(95% CI {low:.3f} .. {high:.3f}, std {summary['std_return']:.3f}), mean length {summary['mean_length']:.1f}")
@@ -340,10 +266,19 @@ def cli(argv: list[str] | None = None) -> int:
             line += f", success {100 * group['success_rate']:.1f}% ({100 * low:.1f}% .. {100 * high:.1f}%)"
         print(line)
     summary.pop("returns")
-    print(json.dumps({"env": config.env, "policy": "random" if args.random else str(args.checkpoint),
-                      "best": args.best,
-                      "deterministic": args.deterministic, "seed": args.seed, **summary}))
-    return 0
+    print(json.dumps({"env": config.env, "policy": "random" if options.random else str(options.checkpoint),
+                      "best": options.best,
+                      "deterministic": options.deterministic, "seed": options.seed, **summary}))
+    return summary
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m launch.evaluate`` / ``rmc-evaluate``."""
+    def body() -> None:
+        run(parse_options(EvaluateOptions, argv, prog="python -m launch.evaluate",
+                          description=first_paragraph(__doc__)))
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

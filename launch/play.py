@@ -18,8 +18,6 @@ Keys are mapped through the game's ``ACTION_NAMES`` (a tuple in the env's module
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +29,8 @@ import numpy as np
 
 import envs  # noqa: F401  (registers the rmc/ ids)
 from envs.rendering import HumanWindow
-from launch.env_factory import EnvConfigError, make_single_env
+from launch.cli import POSITIONAL, BadInput, first_paragraph, parse_options, run_command
+from launch.impala.env_factory import make_single_env
 
 KEY_MEANINGS: dict[str, tuple[str, ...]] = {
     "up": ("up", "north"),
@@ -47,7 +46,7 @@ KEY_MEANINGS: dict[str, tuple[str, ...]] = {
 class PlayConfig:
     """What to play and how."""
 
-    env_id: str
+    env_id: str = field(metadata=POSITIONAL)
     """A registered id, e.g. rmc/MiniPacman-v0 or rmc/BoxWorld-v0."""
     seed: int | None = None
     """Seed of the first reset (and of the random agent); None for a random one."""
@@ -75,7 +74,7 @@ def action_for_meanings(env: gym.Env) -> dict[str, int]:
     module = sys.modules[type(env.unwrapped).__module__]
     names = getattr(module, "ACTION_NAMES", None)
     if names is None:
-        raise ValueError(f"{type(env.unwrapped).__name__} has no ACTION_NAMES in its module: cannot map keys to actions")
+        raise BadInput(f"{type(env.unwrapped).__name__} has no ACTION_NAMES in its module: cannot map keys to actions")
     num_actions = int(env.action_space.n)
     index_of = {name.lower(): index for index, name in enumerate(names[:num_actions])}
     mapping = {}
@@ -134,11 +133,11 @@ def play(config: PlayConfig, next_key: Callable[[], str | None] | None = None) -
             returning None ends the session.
     """
     if config.steps is not None and config.steps < 1:
-        raise ValueError(f"steps must be >= 1, got {config.steps}")
+        raise BadInput(f"steps must be >= 1, got {config.steps}")
     if config.gif_stride < 1:
-        raise ValueError(f"gif_stride must be >= 1, got {config.gif_stride}")
+        raise BadInput(f"gif_stride must be >= 1, got {config.gif_stride}")
     if config.record and not config.record.lower().endswith(".gif"):
-        raise ValueError(f"record must be a path ending in .gif, got {config.record!r}")
+        raise BadInput(f"record must be a path ending in .gif, got {config.record!r}")
     steps = config.steps if config.steps is not None else (300 if config.agent == "random" else None)
     env = make_env(config)
     frames: list[np.ndarray] = []
@@ -216,44 +215,22 @@ def write_gif(path: Path, frames: Sequence[np.ndarray], fps: int) -> None:
 
 def parse_args(argv: Sequence[str] | None = None) -> PlayConfig:
     """Builds a PlayConfig from the command line."""
-    parser = argparse.ArgumentParser(prog="python -m launch.play", description=__doc__.split("\n\n")[0])
-    parser.add_argument("env_id", help="a registered id, e.g. rmc/MiniPacman-v0 or rmc/BoxWorld-v0")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the first reset and of the random agent")
-    parser.add_argument("--agent", choices=("keyboard", "random"), default="keyboard", help="who picks the actions")
-    parser.add_argument("--steps", type=int, default=None, help="stop after N steps (random agent default: 300)")
-    parser.add_argument("--record", default=None, metavar="PATH.gif", help="write the frames to a GIF")
-    parser.add_argument("--env-kwargs", default="{}", metavar="JSON", help='kwargs for gymnasium.make, e.g. \'{"mode": "hunt"}\'')
-    parser.add_argument("--fps", type=int, default=8, help="frames per second of the GIF")
-    parser.add_argument("--gif-stride", type=int, default=4, help="keep every k-th pixel of the frames in the GIF")
-    args = parser.parse_args(argv)
-    try:
-        env_kwargs = json.loads(args.env_kwargs)
-    except json.JSONDecodeError as error:
-        parser.error(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r} ({error})")
-    if not isinstance(env_kwargs, dict):
-        parser.error(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
-    return PlayConfig(
-        env_id=args.env_id,
-        seed=args.seed,
-        agent=args.agent,
-        steps=args.steps,
-        record=args.record,
-        env_kwargs=env_kwargs,
-        fps=args.fps,
-        gif_stride=args.gif_stride,
-    )
+    return parse_options(PlayConfig, argv, prog="python -m launch.play", description=first_paragraph(__doc__))
 
 
 def main(config: PlayConfig) -> int:
     """Entry point with a config (see ``PlayConfig``); returns the exit code: 0, or 2 for a
     bad input (an unknown id, kwargs the env rejects, a bad setting), named on stderr."""
-    try:
+    def body() -> None:
         play(config)
-    except (EnvConfigError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(body)
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """``python -m launch.play``: parses the command line and plays."""
+    return run_command(lambda: main(parse_args(argv)))
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    sys.exit(cli())

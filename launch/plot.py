@@ -14,17 +14,18 @@ without its checkpoints (as under ``docs/runs/``) plot too.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from launch.config import ConfigError
-from launch.run_dir import read_metrics
+from launch.cli import POSITIONAL, REQUIRED, first_paragraph, parse_options, run_command
+from launch.impala.config import ConfigError
+from launch.impala.run_dir import read_metrics
 
 METRIC_KEYS = {"return": "episode_return_mean", "success": "success_rate"}
 METRIC_LABELS = {"return": "mean episode return", "success": "success rate"}
@@ -79,26 +80,40 @@ def plot_runs(run_paths: Sequence[str | os.PathLike[str]], out: str | os.PathLik
     return out
 
 
+@dataclass
+class PlotOptions:
+    """What ``python -m launch.plot`` draws."""
+
+    runs: list[str] = field(metadata={**POSITIONAL, "metavar": "RUN_DIR"})
+    """Run directories made by launch.train (their metrics.jsonl)."""
+    out: str = field(default="", metadata={**REQUIRED, "metavar": "PNG"})
+    """Where to write the figure (PNG)."""
+    metric: Literal["return", "success"] = "return"
+    """The y axis: the mean episode return or the success rate."""
+    x: Literal["frames", "hours"] = "frames"
+    """The x axis: environment frames or wall-clock hours."""
+    label: list[str] = field(default_factory=list)
+    """Legend label, once per run, in order (default: the run directories' names)."""
+    smooth: int = 1
+    """Trailing mean over this many records."""
+    title: str | None = None
+    """Figure title."""
+
+    def __post_init__(self) -> None:
+        if self.smooth < 1:
+            raise ConfigError(f"--smooth must be >= 1, got {self.smooth}")
+
+
 def cli(argv: list[str] | None = None) -> int:
     """``python -m launch.plot`` / ``rmc-plot``."""
-    parser = argparse.ArgumentParser(prog="python -m launch.plot", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories made by launch.train")
-    parser.add_argument("--out", required=True, metavar="PNG", help="where to write the figure")
-    parser.add_argument("--metric", choices=sorted(METRIC_KEYS), default="return", help="y axis (default: return)")
-    parser.add_argument("--x", choices=["frames", "hours"], default="frames", help="x axis (default: frames)")
-    parser.add_argument("--label", action="append", default=None, help="legend label, once per run, in order")
-    parser.add_argument("--smooth", type=int, default=1, help="trailing mean over this many records (default: 1)")
-    parser.add_argument("--title", default=None, help="figure title")
-    args = parser.parse_args(argv)
-    try:
-        if args.smooth < 1:
-            raise ConfigError(f"--smooth must be >= 1, got {args.smooth}")
-        out = plot_runs(args.runs, args.out, args.metric, args.x, args.label, args.smooth, args.title)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
+
+    def body() -> None:
+        options = parse_options(PlotOptions, argv, prog="python -m launch.plot", description=first_paragraph(__doc__))
+        out = plot_runs(options.runs, options.out, options.metric, options.x, options.label or None, options.smooth,
+                        options.title)
+        print(f"wrote {out}")
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

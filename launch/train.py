@@ -12,8 +12,8 @@ validate them, and only then is the run directory written. The actor processes a
 started with the "spawn" context before the learner touches CUDA (a spawned child never
 inherits the parent's CUDA state). Stop a run with Ctrl-C or SIGTERM: the learner saves
 a final checkpoint, stops every actor and exits 0. Besides the periodic checkpoints the
-run keeps its best policy so far in ``checkpoints/best.pt`` (``launch.best_policy``). With
-``--backend ray`` the actors are Ray actors (``launch.ray_pool``, docs/ray.md); the
+run keeps its best policy so far in ``checkpoints/best.pt`` (``launch.impala.best_policy``). With
+``--backend ray`` the actors are Ray actors (``launch.impala.ray_pool``, docs/ray.md); the
 training loop is the same.
 """
 
@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from launch.actor_pool import ActorFailure, ActorPool, ActorStartupFailure, EpisodeRecord
-from launch.best_policy import BestTracker
-from launch.buffers import RolloutBuffers, buffers_per_actor, split_batch
-from launch.checkpoint import (
+from launch.impala.actor_pool import ActorFailure, ActorPool, ActorStartupFailure
+from launch.impala.best_policy import BestTracker
+from launch.impala.buffers import RolloutBuffers, buffers_per_actor, split_batch
+from launch.impala.checkpoint import (
     BEST_CHECKPOINT,
     CheckpointError,
     capture_rng_state,
@@ -48,15 +48,15 @@ from launch.checkpoint import (
     save_best_checkpoint,
     save_checkpoint,
 )
-from launch.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, parse_train_args
-from launch.env_factory import EnvConfigError, make_vector_env
-from launch.learner import Learner, NonFiniteLossError
-from launch.policy_factory import build_policy
-from launch.progress import ProgressView
-from launch.rollout_recorder import RolloutRecorder
-from launch.ray_pool import RayActorPool, check_reachable, import_ray
-from launch.run_dir import MetricsWriter, RunDir
-from launch.shared_weights import SharedWeights
+from launch.impala.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, parse_train_args
+from launch.impala.env_factory import EnvConfigError, EpisodeRecord, make_vector_env
+from launch.impala.learner import Learner, NonFiniteLossError
+from launch.impala.policy_factory import build_policy
+from launch.impala.progress import ProgressView
+from launch.impala.ray_pool import RayActorPool, check_reachable, import_ray
+from launch.impala.run_dir import MetricsWriter, RunDir
+from launch.impala.shared_weights import SharedWeights
+from launch.viewer.recorder import RolloutRecorder
 from rmc_core import RelationalMemory
 
 CHECKPOINT_FORMAT = 1

@@ -290,7 +290,7 @@ def test_rmc_gate_pooling_defaults_to_mean_and_core_kwargs_win():
 def test_core_presets_and_bad_arguments():
     space, actions = OBSERVATION_SPACES["image"], ACTION_SPACES["discrete"]
     paper = ActorCritic(space, actions, core_kwargs="rmc_boxworld_paper", hidden_size=16)
-    assert paper.core.output_size == 4 * 1024
+    assert paper.core.output_size == 1024  # 4 memories x 4 heads x 64: the "1024 total units"
     assert ActorCritic(space, actions, hidden_size=16).core.output_size == 4 * 64
     with pytest.raises(ValueError, match="unknown core preset 'lstm_256' for core='rmc'"):
         ActorCritic(space, actions, core_kwargs="lstm_256")

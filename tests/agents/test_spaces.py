@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.spaces import UnsupportedSpaceError, encodable_observation, encodable_space, left_out_leaves
+from agents.spaces import UnsupportedSpaceError, encodable_observation, encodable_space, left_out_leaves, map_leaves
 
 IMAGE = gym.spaces.Box(0, 255, (5, 5, 3), np.uint8)
 
@@ -58,3 +60,16 @@ def test_a_space_with_nothing_numeric_is_refused_naming_it_and_a_wrapper(space: 
     with pytest.raises(UnsupportedSpaceError, match=message) as error:
         encodable_space(space)
     assert "--wrappers minigrid.wrappers:ImgObsWrapper" in str(error.value)
+
+
+class Pair(NamedTuple):
+    first: int
+    second: list
+
+
+def test_map_leaves_keeps_the_structure_and_zips_trees_of_the_same_shape() -> None:
+    tree = {"a": Pair(1, [2, 3]), "b": (4,)}
+    assert map_leaves(lambda leaf: leaf * 10, tree) == {"a": Pair(10, [20, 30]), "b": (40,)}
+    assert isinstance(map_leaves(lambda leaf: leaf, tree)["a"], Pair)
+    other = {"a": Pair(5, [6, 7]), "b": (8,)}
+    assert map_leaves(lambda x, y: x + y, tree, other) == {"a": Pair(6, [8, 10]), "b": (12,)}

@@ -143,8 +143,8 @@ def metrics(run_dir: Path) -> list[dict]:
 
 def cartpole_policy(config):
     """The ``ActorCritic`` that ``config`` (a CartPole-v1 ``TrainConfig``) builds, on the CPU."""
-    from launch.env_factory import make_vector_env
-    from launch.policy_factory import build_policy
+    from launch.impala.env_factory import make_vector_env
+    from launch.impala.policy_factory import build_policy
 
     env = make_vector_env(config.env, 1)
     try:
@@ -155,7 +155,7 @@ def cartpole_policy(config):
 
 def save_policy_checkpoint(run: Path, step: int, policy, config) -> None:
     """A periodic checkpoint of ``policy`` in ``run``, holding what the checkpoint-reading tools load."""
-    from launch.checkpoint import save_checkpoint
+    from launch.impala.checkpoint import save_checkpoint
 
     payload = {"model": policy.state_dict(), "config": json.dumps(config.to_json()), "counters": {}}
     save_checkpoint(run / "checkpoints", step, payload, keep=10)

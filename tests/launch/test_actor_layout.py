@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from launch.actor import ActorLoop, ActorSpec
-from launch.buffers import RolloutBuffers, buffers_per_actor, space_layout, split_batch
-from launch.config import TrainConfig
-from launch.env_factory import EnvConfigError, episode_stats, make_vector_env
-from launch.policy_factory import build_policy
-from launch.shared_weights import SharedWeights
+from launch.impala.actor import ActorLoop, ActorSpec
+from launch.impala.buffers import RolloutBuffers, buffers_per_actor, space_layout, split_batch
+from launch.impala.config import TrainConfig
+from launch.impala.env_factory import EnvConfigError, episode_stats, make_vector_env
+from launch.impala.policy_factory import build_policy
+from launch.impala.shared_weights import SharedWeights
 
 T, E = 25, 3
 
@@ -30,7 +30,7 @@ def collect_unrolls(config: TrainConfig, count: int) -> tuple[RolloutBuffers, li
     buffers = RolloutBuffers(count, config.unroll_length, config.envs_per_actor, env.single_observation_space,
                              policy.action_shape, policy.action_dtype, policy.initial_state(config.envs_per_actor))
     learner_end, actor_end = multiprocessing.Pipe(duplex=True)
-    spec = ActorSpec(slot=0, generation=0, config=config, buffers=buffers, weights=weights,
+    spec = ActorSpec(index=0, generation=0, config=config, buffers=buffers, weights=weights,
                      buffer_ids=list(range(count)), connection=actor_end, parent_pid=0, seed=3)
     loop = ActorLoop(spec)
     failures: list[BaseException] = []

@@ -8,11 +8,12 @@ import os
 import signal
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from launch.actor_pool import ActorFailure, ActorPool, ActorStartupFailure, PollResult, _Actor
-from launch.config import TrainConfig
+from launch.impala.actor_pool import ActorFailure, ActorPool, ActorStartupFailure, PollResult, _Actor
+from launch.impala.config import TrainConfig
 
 
 def error(summary: str, bad_input: bool = False) -> tuple:
@@ -111,3 +112,43 @@ def test_max_actor_restarts_still_bounds_failures_that_differ() -> None:
     with pytest.raises(ActorFailure, match="actors died 3 times") as caught:
         actors.die(error("RuntimeError: 1"))
     assert not isinstance(caught.value, ActorStartupFailure)
+
+
+class TestRayActorPoolStartup:
+    """The Ray pool's rule is the local pool's: the same start-up error twice in a row stops
+    the run with the actor's error; anything else is restarted."""
+
+    @staticmethod
+    def pool() -> tuple[Any, list[str]]:
+        from launch.impala.ray_pool import RayActorPool
+
+        lines: list[str] = []
+        config = TrainConfig(backend="ray", num_actors=2, max_actor_restarts=20)
+        pool = RayActorPool(config, SimpleNamespace(num_buffers=2), {}, log=lines.append)
+        pool.ray = SimpleNamespace(kill=lambda *args, **kwargs: None)
+        return pool, lines
+
+    @staticmethod
+    def member(index: int) -> Any:
+        from launch.impala.ray_pool import _Member
+
+        return _Member(index, handle=None, placement_ref=None)
+
+    def test_the_same_startup_error_twice_stops_the_run(self) -> None:
+        pool, lines = self.pool()
+        error = "EnvConfigError: unknown env id 'nope'"
+        pool._remove(self.member(0), f"raised an exception: {error}", None, PollResult(), error)
+        assert pool.restarts == 1 and pool.members[0] is None
+        with pytest.raises(ActorStartupFailure) as failure:
+            pool._remove(self.member(0), f"raised an exception: {error}", None, PollResult(), error)
+        assert failure.value.bad_input and "unknown env id 'nope'" in str(failure.value)
+        assert "not replacing it" in lines[-1]
+
+    def test_other_failures_are_restarted(self) -> None:
+        pool, _ = self.pool()
+        pool._remove(self.member(0), "raised an exception: RuntimeError: a", None, PollResult(), "RuntimeError: a")
+        pool._remove(self.member(0), "raised an exception: RuntimeError: b", None, PollResult(), "RuntimeError: b")
+        pool._remove(self.member(0), "died after its first unroll", None, PollResult(), None)
+        pool._remove(self.member(0), "raised an exception: RuntimeError: b", None, PollResult(), "RuntimeError: b")
+        pool._remove(self.member(1), "raised an exception: RuntimeError: b", None, PollResult(), "RuntimeError: b")
+        assert pool.restarts == 5

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from launch.best_policy import BestTracker
-from launch.checkpoint import (
+from launch.evaluate import cli as evaluate_cli
+from launch.impala.best_policy import BestTracker
+from launch.impala.checkpoint import (
     best_checkpoint,
     latest_checkpoint,
     list_checkpoints,
@@ -18,11 +19,10 @@ from launch.checkpoint import (
     save_best_checkpoint,
     save_checkpoint,
 )
-from launch.config import ConfigError, TrainConfig
-from launch.env_factory import make_vector_env
-from launch.evaluate import cli as evaluate_cli
-from launch.policy_factory import build_policy
-from launch.run_dir import RunDir
+from launch.impala.config import ConfigError, TrainConfig
+from launch.impala.env_factory import make_vector_env
+from launch.impala.policy_factory import build_policy
+from launch.impala.run_dir import RunDir
 
 
 def test_a_window_must_fill_before_it_scores() -> None:

@@ -1,4 +1,4 @@
-"""launch.boxworld_phases: the phases of Box-World episodes, recorded through evaluate's step hook."""
+"""launch.tools.boxworld_phases: the phases of Box-World episodes, recorded through evaluate's step hook."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from envs.boxworld_levels import BoxWorldLevelConfig
-from launch.boxworld_phases import (
+from launch.evaluate import cli as evaluate_cli
+from launch.impala.checkpoint import save_checkpoint
+from launch.impala.config import ConfigError, TrainConfig
+from launch.impala.env_factory import make_vector_env
+from launch.impala.policy_factory import build_policy
+from launch.tools.boxworld_phases import (
     EpisodePhases,
     PhaseRecorder,
     cli,
@@ -17,11 +22,6 @@ from launch.boxworld_phases import (
     phases_by_solution_length,
     shortest_solution_lengths,
 )
-from launch.checkpoint import save_checkpoint
-from launch.config import ConfigError, TrainConfig
-from launch.env_factory import make_vector_env
-from launch.evaluate import cli as evaluate_cli
-from launch.policy_factory import build_policy
 
 
 def save_policy(directory: Path, config: TrainConfig) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import pickle
 import random
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from launch.checkpoint import (
+from launch.impala.checkpoint import (
     CheckpointError,
     capture_rng_state,
     checkpoint_path,
@@ -28,8 +29,8 @@ from launch.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from launch.config import ConfigError, TrainConfig
-from launch.run_dir import MetricsWriter, RunDir, read_metrics
+from launch.impala.config import ConfigError, TrainConfig
+from launch.impala.run_dir import MetricsWriter, RunDir, read_metrics
 from tests.launch.helpers import REPO
 
 
@@ -57,7 +58,7 @@ def test_a_kill_during_save_leaves_the_previous_latest_intact(tmp_path: Path) ->
     # completes, so the kill lands while the second is being written.
     script = textwrap.dedent(f"""
         import sys, torch
-        from launch.checkpoint import save_checkpoint
+        from launch.impala.checkpoint import save_checkpoint
         size = 8_000_000
         for step in range(1, 100):
             save_checkpoint({str(tmp_path)!r}, step, {{"model": {{"w": torch.full((size,), float(step))}},
@@ -147,3 +148,12 @@ def test_run_directory_layout_and_refusals(tmp_path: Path) -> None:
     assert read_metrics(run.path)[1]["loss"] is None
     run.truncate_metrics(200)
     assert [json.loads(line)["step"] for line in run.metrics_path.read_text().splitlines()] == [100, 200]
+
+
+def test_metrics_are_read_from_a_compressed_copy_too(tmp_path: Path) -> None:
+    records = [{"step": step, "episode_return_mean": step / 10} for step in (100, 200)]
+    with gzip.open(tmp_path / "metrics.jsonl.gz", "wt") as stream:
+        stream.write("".join(json.dumps(record) + "\n" for record in records))
+    assert read_metrics(tmp_path) == records
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 5}) + "\n")  # the plain file wins
+    assert read_metrics(tmp_path) == [{"step": 5}]

@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from launch.config import PRESETS, ConfigError, TrainConfig, config_from_preset, field_docs, parse_train_args
+from launch.cli import field_docs
+from launch.impala.config import PRESETS, ConfigError, TrainConfig, config_from_preset, parse_train_args
 
 
 def test_every_field_has_a_docstring_and_a_flag_in_help(capsys: pytest.CaptureFixture[str]) -> None:
-    docs = field_docs()
+    docs = field_docs(TrainConfig)
     names = [item.name for item in dataclasses.fields(TrainConfig)]
     assert set(docs) == set(names)
     with pytest.raises(SystemExit) as exit_info:

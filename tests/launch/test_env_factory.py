@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from launch.config import TrainConfig
-from launch.env_factory import PROBE_SEED, EnvConfigError, make_vector_env
-from launch.rollout import Rollout, actor_seed
+from launch.impala.config import TrainConfig
+from launch.impala.env_factory import PROBE_SEED, EnvConfigError, make_vector_env
+from launch.impala.rollout import Rollout, actor_seed
 
 FAULTY = ["tests.launch.faulty_envs"]
 

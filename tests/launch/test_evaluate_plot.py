@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from launch.checkpoint import save_checkpoint
-from launch.config import TrainConfig
-from launch.env_factory import make_vector_env
 from launch.evaluate import cli as evaluate_cli
 from launch.evaluate import grouped_summaries, summarise, wilson_interval
+from launch.impala.checkpoint import save_checkpoint
+from launch.impala.config import TrainConfig
+from launch.impala.env_factory import make_vector_env
+from launch.impala.policy_factory import build_policy
+from launch.impala.run_dir import MetricsWriter, RunDir
 from launch.plot import cli as plot_cli
 from launch.plot import curve
-from launch.policy_factory import build_policy
-from launch.run_dir import MetricsWriter, RunDir
 
 
 def make_run(root: Path, name: str, config: TrainConfig, returns: list[float]) -> RunDir:

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from agents import ActorCritic
-from launch.config import ConfigError, TrainConfig
-from launch.buffers import select_games
-from launch.learner import Learner, total_updates
+from launch.impala.buffers import select_games
+from launch.impala.config import ConfigError, TrainConfig
+from launch.impala.learner import Learner, total_updates
 from tests.agents.test_policy import random_trajectory
 
 
@@ -125,7 +125,7 @@ def test_each_batch_takes_num_epochs_steps_and_moves_the_running_statistics_once
 
 def test_value_and_observation_normalisation_can_be_turned_off() -> None:
     config = TrainConfig(env="CartPole-v1", value_normalization="none", observation_normalization=False)
-    from launch.policy_factory import build_policy
+    from launch.impala.policy_factory import build_policy
 
     policy = build_policy(config, gym.spaces.Box(-1.0, 1.0, (3,)), gym.spaces.Discrete(2))
     assert policy.value_scale() is None

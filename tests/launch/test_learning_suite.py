@@ -22,7 +22,7 @@ def test_the_suite_holds_every_required_entry_and_quick_is_cartpole_per_core() -
     quick = suite.select(None, quick=True)
     assert [(entry.env, entry.core) for entry in quick] == [("CartPole-v1", core) for core in ("none", "lstm", "rmc")]
     assert [entry.name for entry in suite.select(["acrobot-lstm"], quick=False)] == ["acrobot-lstm"]
-    with pytest.raises(SystemExit, match="unknown entries"):
+    with pytest.raises(ValueError, match="unknown entries"):
         suite.select(["cartpole-gru"], quick=False)
     novel_none = next(entry for entry in suite.ENTRIES if entry.name == "cartpole-novel-none")
     assert novel_none.below  # a policy without memory is expected to stay below the target
@@ -77,3 +77,21 @@ def test_full_suite_meets_every_target(tmp_path) -> None:
     completed = subprocess.run([sys.executable, str(REPO / "benchmarks" / "learning_suite.py"), "--no-peer",
                                 "--out", str(tmp_path)], capture_output=True, text=True, timeout=6 * 3600 - 60)
     assert completed.returncode == 0, completed.stdout[-5000:] + completed.stderr[-3000:]
+
+
+def test_extra_flags_reach_every_run_and_cannot_replace_an_entrys_own(tmp_path, monkeypatch) -> None:
+    commands = []
+
+    def fake_run(command, **kwargs):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 1, "", "stopped by the test")
+
+    monkeypatch.setattr(suite.subprocess, "run", fake_run)
+    options = suite.SuiteOptions(only=["cartpole-none"], seeds=1, no_peer=True, out=str(tmp_path),
+                                 flags="--advantage-normalization --lr-kl-target 0.02")
+    with pytest.raises(RuntimeError):
+        suite.run_suite(options)
+    command = commands[0]
+    assert "--advantage-normalization" in command and command[command.index("--lr-kl-target") + 1] == "0.02"
+    with pytest.raises(ValueError, match="cannot set what each entry sets itself"):
+        suite.SuiteOptions(flags="--core lstm")

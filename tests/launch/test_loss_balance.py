@@ -1,4 +1,4 @@
-"""launch.loss_balance: each loss term's gradient on the layers both heads share."""
+"""launch.tools.loss_balance: each loss term's gradient on the layers both heads share."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from agents.loss import impala_loss
-from launch.config import TrainConfig
-from launch.learner import loss_config
-from launch.loss_balance import balance_row, batch_columns, cli, loss_gradients, shared_parameter_names
-from launch.rollout import record_unroll
+from launch.impala.config import TrainConfig
+from launch.impala.learner import loss_config
+from launch.impala.rollout import record_unroll
+from launch.tools.loss_balance import balance_row, batch_columns, cli, loss_gradients, shared_parameter_names
 from tests.launch.helpers import cartpole_policy, save_policy_checkpoint
 
 CONFIG = TrainConfig(env="CartPole-v1", hidden_size=32, envs_per_actor=6, batch_size=6, unroll_length=5)

@@ -1,4 +1,4 @@
-"""launch.policy_drift: a run's checkpoints compared on one recorded unroll."""
+"""launch.tools.policy_drift: a run's checkpoints compared on one recorded unroll."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from launch.checkpoint import CheckpointError, checkpoints_in_range
-from launch.config import TrainConfig
 from agents.trajectory import Trajectory
-from launch.env_factory import make_vector_env
-from launch.policy_drift import attention_spread, centred_input_logits, cli, drift_table, kl_divergence
-from launch.policy_factory import build_policy
+from launch.impala.checkpoint import CheckpointError, checkpoints_in_range
+from launch.impala.config import TrainConfig
+from launch.impala.env_factory import make_vector_env
+from launch.impala.policy_factory import build_policy
+from launch.tools.policy_drift import attention_spread, centred_input_logits, cli, drift_table, kl_divergence
 from rmc_core import RelationalMemory
 from tests.launch.helpers import cartpole_policy, save_policy_checkpoint
 

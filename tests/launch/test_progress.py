@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from launch.progress import ProgressView, format_duration
+from launch.impala.progress import ProgressView, format_duration
 
 
 def test_line_shows_steps_rate_eta_return_success_and_loss() -> None:

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from launch.config import ConfigError, config_from_preset
-from launch.ray_pool import check_reachable, is_loopback_address
+from launch.impala.config import ConfigError, config_from_preset
+from launch.impala.ray_pool import check_reachable, is_loopback_address
 from tests.launch.helpers import REPO, TINY, LiveProcess, metrics, run
 
 pytestmark = pytest.mark.timeout(240)

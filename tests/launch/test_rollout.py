@@ -1,11 +1,11 @@
-"""launch.rollout.record_unroll: one unroll of fresh games, for the tools that judge checkpoints."""
+"""launch.impala.rollout.record_unroll: one unroll of fresh games, for the tools that judge checkpoints."""
 
 from __future__ import annotations
 
 import torch
 
-from launch.config import TrainConfig
-from launch.rollout import record_unroll
+from launch.impala.config import TrainConfig
+from launch.impala.rollout import record_unroll
 from tests.launch.helpers import cartpole_policy
 
 CONFIG = TrainConfig(env="CartPole-v1", hidden_size=32)

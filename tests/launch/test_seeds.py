@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from launch.config import TrainConfig
-from launch.rollout import actor_seed
+from launch.impala.config import TrainConfig
+from launch.impala.rollout import actor_seed
 from launch.train import Trainer
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from launch.config import ConfigError, TrainConfig
+from launch.impala.config import ConfigError, TrainConfig
 from launch.train import Trainer
 
 

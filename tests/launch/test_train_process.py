@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from launch.actor_pool import STARTUP_GRACE_S
-from launch.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from launch.impala.actor_pool import STARTUP_GRACE_S
+from launch.impala.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from tests.launch.helpers import TINY, LiveProcess, actor_pids, metrics, pid_alive, run, wait_until_gone
 
 pytestmark = pytest.mark.timeout(240)
@@ -297,7 +297,7 @@ def test_bad_input_exits_non_zero_and_writes_nothing(tmp_path: Path, arguments: 
         (["--batch-size", "6"], "batch_size must be a multiple or a divisor of envs_per_actor (4), got 6"),
         (["--discount", "1.5"], "discount must be in [0, 1], got 1.5"),
         (["--core", "gru"], "invalid choice: 'gru'"),
-        (["--env-kwargs", "[1]"], "expected a JSON object"),
+        (["--env-kwargs", "[1]"], "--env-kwargs must be a JSON object"),
     ],
 )
 def test_invalid_values_are_named(tmp_path: Path, arguments: list[str], message: str) -> None:

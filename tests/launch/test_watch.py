@@ -11,24 +11,23 @@ import pytest
 import torch
 
 from agents.encoders import ReceptiveFields
-from launch.checkpoint import save_checkpoint
-from launch.config import TrainConfig
-from launch.env_factory import make_single_env
-from launch.evaluate import trained_policy
-from launch.policy_factory import build_policy
-from launch.watch import (
+from launch.impala.checkpoint import save_checkpoint
+from launch.impala.config import TrainConfig
+from launch.impala.env_factory import make_single_env
+from launch.impala.policy_factory import build_policy
+from launch.impala.trained import trained_policy
+from launch.viewer.session import (
     MAX_FPS,
     Playback,
     PolicyDriver,
     WatchOptions,
     attention_layout,
-    cli,
     env_action_names,
     overlay_choices,
     watch,
 )
-from launch.watch_view import cells_from_feature_map
-
+from launch.viewer.view import cells_from_feature_map
+from launch.watch import cli
 
 
 @pytest.fixture(autouse=True)
@@ -255,7 +254,7 @@ def test_window_mode_without_a_display_says_to_record(tmp_path: Path, monkeypatc
 
 
 def test_best_watches_the_runs_best_policy(tmp_path: Path, capsys) -> None:
-    from launch.checkpoint import load_checkpoint, save_best_checkpoint
+    from launch.impala.checkpoint import load_checkpoint, save_best_checkpoint
 
     run = tmp_path / "run"
     checkpoint, _ = tiny_checkpoint(run / "checkpoints")

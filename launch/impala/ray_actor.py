@@ -1,6 +1,6 @@
-"""The Ray actor: a ``launch.rollout.Rollout`` whose unrolls travel through Ray's object store.
+"""The Ray actor: a ``launch.impala.rollout.Rollout`` whose unrolls travel through Ray's object store.
 
-The class is plain Python; ``launch.ray_pool`` turns it into a Ray actor with
+The class is plain Python; ``launch.impala.ray_pool`` turns it into a Ray actor with
 ``ray.remote`` (so this module imports without Ray). Each ``produce`` call writes one
 unroll into the actor's private one-slot buffer and returns that slot's arrays; Ray puts
 the returned numpy arrays into the object store, where the learner reads them without a
@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-from launch.config import TrainConfig
-from launch.rollout import EpisodeTuple, Rollout
+from launch.impala.config import TrainConfig
+from launch.impala.env_factory import EpisodeRecord
+from launch.impala.rollout import Rollout
 
 
 class RolloutActor:
@@ -41,7 +42,7 @@ class RolloutActor:
 
         return os.getpid(), ray.get_runtime_context().get_node_id(), socket.gethostname()
 
-    def produce(self, weights: list[Any], version: int) -> tuple[dict[str, Any], list[EpisodeTuple]]:
+    def produce(self, weights: list[Any], version: int) -> tuple[dict[str, Any], list[EpisodeRecord]]:
         """One unroll acted with the weights of ``version``.
 
         Args:

@@ -37,8 +37,8 @@ from torch import nn
 from agents.loss import LossConfig, impala_loss
 from agents.normalization import PopArtValueHead
 from agents.trajectory import Trajectory
-from launch.buffers import select_games
-from launch.config import TrainConfig
+from launch.impala.buffers import select_games
+from launch.impala.config import TrainConfig
 
 
 class NonFiniteLossError(RuntimeError):

@@ -8,7 +8,7 @@ import gymnasium as gym
 
 from agents import ActorCritic
 from agents.spaces import left_out_leaves, path_name
-from launch.config import ConfigError, TrainConfig
+from launch.impala.config import ConfigError, TrainConfig
 
 _noticed_left_out: set[str] = set()
 """The left-out observation keys this process has already told the user about."""

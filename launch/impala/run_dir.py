@@ -5,7 +5,7 @@ Layout::
     RUN_DIR/
         config.json        the TrainConfig of the run (written once, atomically)
         metrics.jsonl      one JSON record per log interval (always written)
-        checkpoints/       checkpoint_<step>.pt files (see launch.checkpoint)
+        checkpoints/       checkpoint_<step>.pt files (see launch.impala.checkpoint)
         logs/train.log     the run's console messages and warnings
         videos/            step_<N>.gif rollouts, only with --record-interval-s
         wandb/             only with --wandb
@@ -14,6 +14,7 @@ Layout::
 from __future__ import annotations
 
 import datetime
+import gzip
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from launch.config import ConfigError, TrainConfig
+from launch.impala.config import ConfigError, TrainConfig
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -167,16 +168,20 @@ def _require_directory(path: Path) -> None:
 
 
 def read_metrics(run_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every complete record of a run's ``metrics.jsonl`` (a torn last line is skipped)."""
+    """Every complete record of a run's ``metrics.jsonl`` (a torn last line is skipped), or of
+    its gzip-compressed copy ``metrics.jsonl.gz`` (how the run files under docs/runs are kept)."""
     _require_directory(Path(run_path))
     path = Path(run_path) / METRICS_FILE
+    compressed = path.with_name(METRICS_FILE + ".gz")
+    if not path.is_file() and compressed.is_file():
+        path = compressed
     if not path.is_file():
         raise ConfigError(f"{str(run_path)!r} is not a run directory: no {METRICS_FILE}")
     return list(_records(path))
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path) as stream:
+    with (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)) as stream:
         for line in stream:
             try:
                 yield json.loads(line)

@@ -5,8 +5,8 @@ carry between unrolls (core state, previous action and reward, which games reset
 ``unroll(buffers, slot, version)`` steps the games ``T`` times and writes the result
 into one slot of a ``RolloutBuffers`` in the layout of ``agents.trajectory.Trajectory``
 (NEXT_STEP autoreset). How the slot reaches the learner is the caller's business: the
-local actor process (``launch.actor``) writes into shared memory and sends the slot
-index over a pipe; the Ray actor (``launch.ray_actor``) writes into a private one-slot
+local actor process (``launch.impala.actor``) writes into shared memory and sends the slot
+index over a pipe; the Ray actor (``launch.impala.ray_actor``) writes into a private one-slot
 buffer and returns its arrays through Ray's object store.
 """
 
@@ -18,15 +18,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.spaces import encodable_observation
+from agents.spaces import encodable_observation, map_leaves
 from agents.trajectory import Trajectory
-from launch.buffers import RolloutBuffers, map_structure, map_structures
-from launch.config import TrainConfig
-from launch.env_factory import episode_stats, make_vector_env
-
-EpisodeTuple = tuple[float, int, "float | None"]
-"""``(return, length, success or None)`` of an episode that ended during an unroll."""
-
+from launch.impala.buffers import RolloutBuffers
+from launch.impala.config import TrainConfig
+from launch.impala.env_factory import EpisodeRecord, episode_stats, make_vector_env
 
 def actor_seed(run_seed: int, generation: int) -> int:
     """The seed of the ``generation``-th actor started in a run seeded ``run_seed``.
@@ -49,7 +45,7 @@ class Rollout:
     """
 
     def __init__(self, config: TrainConfig, seed: int) -> None:
-        from launch.policy_factory import build_policy
+        from launch.impala.policy_factory import build_policy
 
         torch.manual_seed(seed)
         self.config = config
@@ -72,7 +68,7 @@ class Rollout:
                               self.policy.initial_state(self.config.envs_per_actor), shared=shared)
 
     @torch.no_grad()
-    def unroll(self, buffers: RolloutBuffers, slot: int, version: int) -> list[EpisodeTuple]:
+    def unroll(self, buffers: RolloutBuffers, slot: int, version: int) -> list[EpisodeRecord]:
         """Step the games ``T`` times, writing one unroll into ``buffers`` slot ``slot``.
 
         Args:
@@ -87,17 +83,17 @@ class Rollout:
         buffers.policy_version[slot] = version
         for part, stored in zip(self.state, buffers.core_state):
             stored[slot].copy_(part)
-        episodes: list[EpisodeTuple] = []
+        episodes: list[EpisodeRecord] = []
         observation_space = self.env.single_observation_space
         for t in range(unroll_length + 1):
             kept_observation = encodable_observation(self.observation, observation_space)  # the buffers' part
-            map_structures(lambda dst, src: dst[slot, t].copy_(torch.as_tensor(src)), buffers.obs, kept_observation)
+            map_leaves(lambda dst, src: dst[slot, t].copy_(torch.as_tensor(src)), buffers.obs, kept_observation)
             buffers.reset[slot, t] = self.reset
             buffers.previous_action[slot, t] = self.previous_action
             buffers.previous_reward[slot, t] = self.previous_reward
             if t == unroll_length:
                 break  # obs[T] is also obs[0] of the next unroll (the step is taken then)
-            obs_tensor = map_structure(lambda leaf: leaf[slot, t], buffers.obs)
+            obs_tensor = map_leaves(lambda leaf: leaf[slot, t], buffers.obs)
             output, self.state = policy.act(obs_tensor, self.previous_action, self.previous_reward, self.reset,
                                             self.state)
             self.observation, reward, terminated, truncated, info = self.env.step(policy.to_env_action(output.action))

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from launch.config import TrainConfig
+from launch.impala.config import TrainConfig
 
 VIDEO_DIR = "videos"
 
@@ -35,7 +35,7 @@ def _record_in_child(config_json: str, model_state: dict[str, torch.Tensor], pat
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # envs that call pygame.init() (CartPole) need
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # neither a sound card nor a display here
-    from launch.watch import record_rollout
+    from launch.viewer.session import record_rollout
 
     with contextlib.redirect_stdout(io.StringIO()):  # keep the learner's console clean
         record_rollout(config_json, model_state, path, max_steps, seed)

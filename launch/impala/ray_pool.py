@@ -1,8 +1,8 @@
 """The actors as Ray actors spread over a Ray cluster; the learner stays in this process.
 
-``RayActorPool`` offers the Trainer the interface of ``launch.actor_pool.ActorPool``
+``RayActorPool`` offers the Trainer the interface of ``launch.impala.actor_pool.ActorPool``
 (``start``, ``poll``, ``ready``, ``take``, ``release``, ``publish_weights``, ``close``),
-so one training loop serves both backends. The actors run ``launch.ray_actor.RolloutActor``
+so one training loop serves both backends. The actors run ``launch.impala.ray_actor.RolloutActor``
 (the same ``Rollout`` code as local actor processes) on whichever nodes Ray picks, spread
 over the nodes (``SPREAD``), each reserving ``ray_actor_cpus`` CPUs and no GPU.
 
@@ -47,11 +47,12 @@ from typing import Any
 
 import torch
 
-from launch.actor_pool import STARTUP_GRACE_S, ActorFailure, EpisodeRecord, PollResult
-from launch.buffers import RolloutBuffers
-from launch.config import ConfigError, TrainConfig
-from launch.ray_actor import RolloutActor
-from launch.rollout import actor_seed
+from launch.impala.actor_pool import STARTUP_GRACE_S, ActorFailure, ActorStartupFailure, PollResult
+from launch.impala.buffers import RolloutBuffers
+from launch.impala.config import ConfigError, TrainConfig
+from launch.impala.env_factory import EpisodeRecord
+from launch.impala.ray_actor import RolloutActor
+from launch.impala.rollout import actor_seed
 
 INSTALL_HINT = "install it with: pip install 'relational-rl[ray]' (or: pip install ray)"
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
@@ -172,6 +173,25 @@ def describe_ray_error(error: Exception) -> tuple[str, str | None]:
     return f"died ({type(error).__name__}: {lines[0] if lines else 'no detail'})", None
 
 
+BAD_INPUT_ERRORS = ("BadInput", "ConfigError", "EnvConfigError", "UnsupportedSpaceError", "CheckpointError")
+"""Names of the launcher's bad-input exceptions, as they come back from a Ray actor."""
+
+
+def startup_signature(error: Exception) -> str | None:
+    """``'Type: message'`` of the exception a Ray actor raised (in its constructor or in a
+    request), the same on every start that fails the same way; None for deaths a restart may
+    cure (a killed process, a lost node, a timeout)."""
+    import ray
+
+    if isinstance(error, ray.exceptions.RayTaskError):
+        cause = getattr(error, "cause", None)
+        return f"{type(cause).__name__}: {cause}" if cause is not None else None
+    if isinstance(error, ray.exceptions.ActorDiedError) and getattr(error, "actor_init_failed", False):
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        return lines[-1] if lines else None  # the creation task's traceback ends with 'Type: message'
+    return None
+
+
 class RayActorPool:
     """The Ray actors of a run and the learner-side slots they fill.
 
@@ -196,6 +216,7 @@ class RayActorPool:
         self.ready: deque[int] = deque()
         self.free: deque[int] = deque(range(buffers.num_buffers))
         self.members: list[_Member | None] = [None] * config.num_actors
+        self.startup_errors: list[str | None] = [None] * config.num_actors
         self.vacant_since: dict[int, float] = {}
         self._initial_weights = (state_dict, version)
         self._next_vacancy_try = 0.0
@@ -280,8 +301,13 @@ class RayActorPool:
                                f"the cluster has {self.ray.available_resources().get('CPU', 0):g} CPU(s) free and "
                                f"each actor needs ray_actor_cpus={self.config.ray_actor_cpus:g}")
 
-    def _remove(self, member: _Member, reason: str, detail: str | None, result: PollResult) -> None:
-        """Drop a failed actor: its slots go back to the free list, its index waits for a replacement."""
+    def _remove(self, member: _Member, reason: str, detail: str | None, result: PollResult,
+                startup_error: str | None = None) -> None:
+        """Drop a failed actor: its slots go back to the free list, its index waits for a
+        replacement. ``startup_error``: how it failed before its first unroll, when a restart
+        would repeat it; the same on two starts of one index in a row stops the run
+        (``ActorStartupFailure``), as with local actors.
+        """
         assert self.ray is not None
         self.free.extend(member.inflight.values())
         member.inflight.clear()
@@ -290,6 +316,11 @@ class RayActorPool:
         except Exception:  # already gone with its node
             pass
         self.members[member.index] = None
+        previous, self.startup_errors[member.index] = self.startup_errors[member.index], startup_error
+        if startup_error is not None and startup_error == previous:
+            self.log(f"{member.name} {reason}; not replacing it: its previous start died the same way before "
+                     "its first unroll")
+            raise ActorStartupFailure(member.index, startup_error, startup_error.split(":")[0] in BAD_INPUT_ERRORS)
         self.vacant_since[member.index] = time.monotonic()
         self.restarts += 1
         result.replaced += 1
@@ -335,7 +366,7 @@ class RayActorPool:
                 done, _ = ray.wait(list(owners), num_returns=len(owners), timeout=0)
         else:
             time.sleep(timeout)
-        failed: dict[int, tuple[_Member, str, str | None]] = {}
+        failed: dict[int, tuple[_Member, str, str | None, str | None]] = {}
         for reference in done:
             member = owners[reference]
             if member.index in failed:
@@ -345,7 +376,7 @@ class RayActorPool:
                 try:
                     member.pid, member.node, host = ray.get(reference, timeout=RESULT_TIMEOUT_S)
                 except ray.exceptions.RayError as error:
-                    failed[member.index] = (member, *describe_ray_error(error))
+                    failed[member.index] = (member, *describe_ray_error(error), startup_signature(error))
                     continue
                 self.log(f"actor {member.index} (pid {member.pid}) runs on node {member.node} (host {host})")
                 continue
@@ -354,7 +385,8 @@ class RayActorPool:
                 arrays, episodes = ray.get(reference, timeout=RESULT_TIMEOUT_S)
             except ray.exceptions.RayError as error:
                 self.free.append(slot)
-                failed[member.index] = (member, *describe_ray_error(error))
+                failed[member.index] = (member, *describe_ray_error(error),
+                                        None if member.heard_from else startup_signature(error))
                 continue
             self.buffers.write_slot(slot, arrays)
             self.ready.append(slot)
@@ -369,9 +401,9 @@ class RayActorPool:
                                                                               STARTUP_GRACE_S)
             if now - member.waiting_since > limit:
                 failed[member.index] = (member, f"sent nothing for {now - member.waiting_since:.0f} s while it had "
-                                                f"work; killing it", None)
-        for member, reason, detail in failed.values():
-            self._remove(member, reason, detail, result)
+                                                f"work; killing it", None, None)
+        for member, reason, detail, startup_error in failed.values():
+            self._remove(member, reason, detail, result, startup_error)
         self._fill_vacancies(now)
         self._request_unrolls()
         return result

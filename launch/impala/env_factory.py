@@ -16,19 +16,20 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from agents.spaces import UnsupportedSpaceError, encodable_space
+from launch.cli import BadInput
 
 SUPPORTED_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary,
                     gym.spaces.Dict, gym.spaces.Tuple)
 
 
-class EnvConfigError(ValueError):
+class EnvConfigError(BadInput):
     """An env id, kwargs, wrapper or space the launcher cannot use; the message says why."""
 
 
@@ -71,7 +72,7 @@ def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
 
 PROBE_SEED = 2**32 - 1
 """The seed of the probe reset: the largest an actor resets its games with
-(``launch.rollout.actor_seed`` draws 32-bit seeds), so a vector env that takes it takes
+(``launch.impala.rollout.actor_seed`` draws 32-bit seeds), so a vector env that takes it takes
 every actor's seed. ale_py 0.12's ``AtariVectorEnv``, for one, hands the games' seeds to
 C++ as 32-bit signed ints and raises ``TypeError`` for larger ones."""
 
@@ -260,8 +261,17 @@ def check_space(space: gym.Space, role: str) -> None:
         check_space(child, role)
 
 
-def episode_stats(info: dict[str, Any]) -> list[tuple[float, int, float | None]]:
-    """``(return, length, success or None)`` of each episode that ended at this step."""
+class EpisodeRecord(NamedTuple):
+    """One episode that ended: what the actors report to the learner, and evaluation counts."""
+
+    return_: float
+    length: int
+    success: float | None
+    """The env's ``info["success"]`` at the episode's end; None when it reports none."""
+
+
+def episode_stats(info: dict[str, Any]) -> list[EpisodeRecord]:
+    """The ``EpisodeRecord`` of each episode that ended at this step."""
     if "_episode" not in info:
         return []
     ended = info["_episode"]
@@ -273,5 +283,5 @@ def episode_stats(info: dict[str, Any]) -> list[tuple[float, int, float | None]]
         value: float | None = None
         if success is not None and success_mask is not None and success_mask[index]:
             value = float(success[index])
-        results.append((float(returns[index]), int(lengths[index]), value))
+        results.append(EpisodeRecord(float(returns[index]), int(lengths[index]), value))
     return results

@@ -9,19 +9,18 @@ on the command line override it.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
 import json
 import math
-import textwrap
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agents.policy import CORE_PRESETS
+from launch.cli import BadInput, add_dataclass_arguments
 
-class ConfigError(ValueError):
+
+class ConfigError(BadInput):
     """A configuration value (or combination) that cannot run; the message says why."""
 
 
@@ -337,10 +336,10 @@ _LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_p
 
 
 # --- presets -------------------------------------------------------------------------------
-# Core sizes: the RMC paper's Box-World agent used 4 memories, 4 heads and 1024 total units
-# with scalar ("memory") gating (Santoro et al. 2018, App. A.3); the -easy preset shrinks
-# it so a first run learns within minutes on a laptop CPU.
-_RMC_PAPER = {"mem_slots": 4, "head_size": 64, "num_heads": 4, "num_blocks": 1, "gate_style": "memory"}
+# Core sizes: the RMC paper's Box-World core (agents.policy.CORE_PRESETS["rmc_boxworld_paper"],
+# where the paper's "1024 total units" is read); the -easy preset shrinks it so a first run
+# learns within minutes on a laptop CPU.
+_RMC_PAPER = dict(CORE_PRESETS["rmc_boxworld_paper"])
 _RMC_SMALL = {"mem_slots": 2, "head_size": 32, "num_heads": 2, "num_blocks": 1, "gate_style": "memory"}
 _LSTM_PAPER = {"hidden_size": 256}
 _LSTM_SMALL = {"hidden_size": 128}
@@ -424,52 +423,12 @@ def config_from_preset(name: str | None, **overrides: Any) -> TrainConfig:
     return config
 
 
-# --- CLI generated from the dataclass -----------------------------------------------------------
-
-
-def field_docs(cls: type = TrainConfig) -> dict[str, str]:
-    """The docstring written under each field of a dataclass, read from its source."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, following in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)):
-            docs[node.target.id] = following.value.value.strip()
-    return docs
-
-
 def _literal_fields() -> dict[str, tuple[Any, ...]]:
     hints = typing.get_type_hints(TrainConfig)
     return {name: typing.get_args(hint) for name, hint in hints.items() if typing.get_origin(hint) is Literal}
 
 
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
-def _parse_json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({error})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
-
-
-def _optional(parse: Any) -> Any:
-    def parse_or_none(text: str) -> Any:
-        return None if text.lower() in ("none", "null", "") else parse(text)
-
-    parse_or_none.__name__ = getattr(parse, "__name__", "value")
-    return parse_or_none
+# --- CLI generated from the dataclass -----------------------------------------------------------
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig,
@@ -479,37 +438,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
     ``preset`` (name, values), when given, adds the preset's value to the help of each field
     it changes, so ``--preset NAME --help`` shows what the run will use."""
     preset_name, preset_values = preset if preset is not None else ("", {})
-    docs = field_docs(cls)
-    hints = typing.get_type_hints(cls)
+
+    def preset_help(name: str, default: Any) -> str:
+        if name in preset_values and preset_values[name] != default:
+            return f"preset {preset_name}: {json.dumps(preset_values[name])}"
+        return ""
+
     group = parser.add_argument_group("config fields (override the preset)")
-    for item in dataclasses.fields(cls):
-        hint = hints[item.name]
-        flag = "--" + item.name.replace("_", "-")
-        default = item.default if item.default is not dataclasses.MISSING else item.default_factory()  # type: ignore[misc]
-        shown = f"default: {json.dumps(default)}"
-        if item.name in preset_values and preset_values[item.name] != default:
-            shown += f"; preset {preset_name}: {json.dumps(preset_values[item.name])}"
-        help_text = f"{docs.get(item.name, '')} ({shown})".replace("%", "%%")
-        kwargs: dict[str, Any] = {"dest": item.name, "default": argparse.SUPPRESS, "help": help_text}
-        origin = typing.get_origin(hint)
-        args = typing.get_args(hint)
-        optional = origin in (typing.Union, types.UnionType) and type(None) in args
-        if optional:
-            hint = next(arg for arg in args if arg is not type(None))
-            origin, args = typing.get_origin(hint), typing.get_args(hint)
-        if origin is Literal:
-            kwargs["choices"] = list(args)
-        elif hint is bool:
-            kwargs.update(type=_parse_bool, nargs="?", const=True, metavar="BOOL")
-        elif origin is dict:
-            kwargs.update(type=_parse_json_object, metavar="JSON")
-        elif origin is list:
-            kwargs.update(action="append", metavar=item.name.upper().rstrip("S"))
-        elif hint in (int, float, str):
-            kwargs["type"] = _optional(hint) if optional else hint
-        else:  # pragma: no cover - guards future fields
-            raise TypeError(f"no CLI parser for field {item.name} of type {hint}")
-        group.add_argument(flag, **kwargs)
+    add_dataclass_arguments(group, cls, suppress_defaults=True, extra_help=preset_help)
 
 
 def parse_train_args(

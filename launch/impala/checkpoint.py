@@ -16,7 +16,7 @@ written the same way; it is neither pruned nor taken for the latest checkpoint.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import pickle
 import random
@@ -28,14 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from launch.run_dir import fsync_directory
+from launch.cli import REQUIRED, BadInput
+from launch.impala.run_dir import fsync_directory
 
 _NAME = re.compile(r"^checkpoint_(\d+)\.pt$")
 BEST_CHECKPOINT = "best.pt"
 """The policy with the best training score so far (``TrainConfig.best_window_episodes``)."""
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(BadInput, RuntimeError):
     """A checkpoint that is missing, incomplete, or holds something other than plain data."""
 
 
@@ -90,13 +91,19 @@ def checkpoints_in_range(run: str | Path, from_step: int | None = None, to_step:
     return chosen
 
 
-def add_checkpoint_range_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--run``, ``--from-step``, ``--to-step`` and ``--every``: the arguments of
-    ``checkpoints_in_range`` for the tools that read a run's checkpoints one by one."""
-    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a launch.train run directory")
-    parser.add_argument("--from-step", type=int, default=None, help="first checkpoint step to include (default: all)")
-    parser.add_argument("--to-step", type=int, default=None, help="last checkpoint step to include (default: all)")
-    parser.add_argument("--every", type=int, default=1, help="take every n-th checkpoint in the range (default: 1)")
+@dataclasses.dataclass
+class CheckpointRange:
+    """The arguments of ``checkpoints_in_range``, as the options of the tools that read a
+    run's checkpoints one by one (``launch.tools``)."""
+
+    run: str = dataclasses.field(default="", metadata={**REQUIRED, "metavar": "RUN_DIR"})
+    """A launch.train run directory."""
+    from_step: int | None = None
+    """First checkpoint step to include (default: all)."""
+    to_step: int | None = None
+    """Last checkpoint step to include (default: all)."""
+    every: int = 1
+    """Take every n-th checkpoint in the range."""
 
 
 def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:

@@ -14,10 +14,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from launch.cli import BadInput
+
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
-class VideoError(ValueError):
+class VideoError(BadInput):
     """An output path or format that cannot be written; the message says why."""
 
 

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m launch.loss_balance --run runs/RUN
-    python -m launch.loss_balance --run runs/RUN --from-step 2000000 --to-step 8000000 --every 10 --batches 16
+    python -m launch.tools.loss_balance --run runs/RUN
+    python -m launch.tools.loss_balance --run runs/RUN --from-step 2000000 --to-step 8000000 --every 10 --batches 16
 
 The actor-critic's two heads sit on one encoder, core and hidden layer. Every update moves
 those shared layers along the sum of three gradients: the policy gradient, the value loss
@@ -18,7 +18,7 @@ For each checkpoint (in the step range), the checkpoint's own policy plays ``--b
 times the run's ``batch_size`` fresh games for ``--warmup-unrolls`` unrolls of the run's
 unroll length and then one more, which is kept: batches like the learner's, starting
 mid-episode with the core state the policy carried there. The run's loss (its discount,
-clipping, reduction and costs, as ``launch.learner`` applies them) is taken over each
+clipping, reduction and costs, as ``launch.impala.learner`` applies them) is taken over each
 batch once per term, and the tool prints, averaged over the batches, the norm of each
 term's gradient on the shared layers, the value term's norm over the policy gradient's,
 and the cosine between the two. The last line holds the table as JSON.
@@ -32,10 +32,10 @@ by a few updates. Single batches are noisy: read the trend over checkpoints, or 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -43,12 +43,12 @@ import torch
 from agents.loss import LossConfig, impala_loss
 from agents.spaces import map_leaves
 from agents.trajectory import Trajectory
-from launch.checkpoint import CheckpointError, add_checkpoint_range_arguments, checkpoint_step, checkpoints_in_range
-from launch.config import ConfigError, TrainConfig
-from launch.env_factory import EnvConfigError
-from launch.evaluate import load_trained, trained_policy
-from launch.learner import loss_config
-from launch.rollout import record_unroll
+from launch.cli import first_paragraph, parse_options, run_command
+from launch.impala.checkpoint import CheckpointRange, checkpoint_step, checkpoints_in_range
+from launch.impala.config import ConfigError, TrainConfig
+from launch.impala.learner import loss_config
+from launch.impala.rollout import record_unroll
+from launch.impala.trained import load_trained, trained_policy
 
 if TYPE_CHECKING:
     from agents import ActorCritic
@@ -148,41 +148,49 @@ def balance_row(config: TrainConfig, model_state: dict[str, torch.Tensor], batch
     return {name: value / batches for name, value in totals.items()}
 
 
-def cli(argv: list[str] | None = None) -> int:
-    """``python -m launch.loss_balance``."""
-    parser = argparse.ArgumentParser(prog="python -m launch.loss_balance", description=__doc__.split("\n\n")[0])
-    add_checkpoint_range_arguments(parser)
-    parser.add_argument("--batches", type=int, default=8,
-                        help="learner-sized batches (the run's batch_size games each) per checkpoint (default: 8)")
-    parser.add_argument("--warmup-unrolls", type=int, default=5,
-                        help="unrolls played and thrown away before the kept one (default: 5)")
-    parser.add_argument("--seed", type=int, default=1000, help="seed of the games and actions (default: 1000)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
-    args = parser.parse_args(argv)
-    try:
+@dataclass
+class LossBalanceOptions(CheckpointRange):
+    """What ``python -m launch.tools.loss_balance`` measures."""
+
+    batches: int = 8
+    """Learner-sized batches (the run's batch_size games each) per checkpoint."""
+    warmup_unrolls: int = 5
+    """Unrolls played and thrown away before the kept one."""
+    seed: int = 1000
+    """Seed of the games and actions."""
+    threads: int = 1
+    """Torch CPU threads."""
+
+    def __post_init__(self) -> None:
         for name in ("batches", "threads"):
-            if getattr(args, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-        if args.warmup_unrolls < 0:
-            raise ConfigError(f"--warmup-unrolls must be >= 0, got {args.warmup_unrolls}")
-        torch.set_num_threads(args.threads)
-        paths = checkpoints_in_range(args.run, args.from_step, args.to_step, minimum=1, every=args.every)
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_unrolls < 0:
+            raise ConfigError(f"--warmup-unrolls must be >= 0, got {self.warmup_unrolls}")
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m launch.tools.loss_balance``."""
+
+    def body() -> None:
+        options = parse_options(LossBalanceOptions, argv, prog="python -m launch.tools.loss_balance",
+                                description=first_paragraph(__doc__))
+        torch.set_num_threads(options.threads)
+        paths = checkpoints_in_range(options.run, options.from_step, options.to_step, minimum=1, every=options.every)
         rows = []
         for path in paths:
             config, model_state = load_trained(path)
             rows.append({"step": checkpoint_step(path),
-                         **balance_row(config, model_state, args.batches, args.warmup_unrolls, args.seed)})
-    except (ConfigError, EnvConfigError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"gradient norms on the layers both heads share, mean of {args.batches} learner batches per checkpoint "
-          f"of {args.run}")
-    print(f"{'step':>14}  {'policy':>8}  {'value':>8}  {'entropy':>8}  {'value/policy':>12}  {'cosine':>6}")
-    for row in rows:
-        print(f"{row['step']:>14,}  {row['policy_norm']:8.4f}  {row['value_norm']:8.4f}  {row['entropy_norm']:8.4f}  "
-              f"{row['value_over_policy']:12.2f}  {row['cosine_policy_value']:+6.2f}")
-    print(json.dumps(rows))
-    return 0
+                         **balance_row(config, model_state, options.batches, options.warmup_unrolls, options.seed)})
+        print(f"gradient norms on the layers both heads share, mean of {options.batches} learner batches per "
+              f"checkpoint of {options.run}")
+        print(f"{'step':>14}  {'policy':>8}  {'value':>8}  {'entropy':>8}  {'value/policy':>12}  {'cosine':>6}")
+        for row in rows:
+            print(f"{row['step']:>14,}  {row['policy_norm']:8.4f}  {row['value_norm']:8.4f}  "
+                  f"{row['entropy_norm']:8.4f}  {row['value_over_policy']:12.2f}  {row['cosine_policy_value']:+6.2f}")
+        print(json.dumps(rows))
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

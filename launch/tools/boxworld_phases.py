@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m launch.boxworld_phases --checkpoint runs/RUN --episodes 300 --seed 1000
-    python -m launch.boxworld_phases --checkpoint runs/RUN --env-kwargs '{"room_size": 7, "solution_length": 2, "num_distractors": 0}'
+    python -m launch.tools.boxworld_phases --checkpoint runs/RUN --episodes 300 --seed 1000
+    python -m launch.tools.boxworld_phases --checkpoint runs/RUN --env-kwargs '{"room_size": 7, "solution_length": 2, "num_distractors": 0}'
 
 Plays episodes exactly as ``launch.evaluate`` does (same seeds, same episodes) and reads
 the events the Box-World envs report in their step info (``key_picked``,
@@ -18,9 +18,9 @@ that opens distractor boxes. Last line: the figures as JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -28,10 +28,11 @@ import torch
 
 from envs.boxworld_levels import BoxWorldLevelConfig, generate_levels
 from envs.boxworld_solver import solve_level
-from launch.checkpoint import CheckpointError
-from launch.config import ConfigError, TrainConfig
-from launch.env_factory import EnvConfigError, make_vector_env
-from launch.evaluate import evaluate, load_trained
+from launch.cli import REQUIRED, first_paragraph, parse_options, run_command
+from launch.evaluate import evaluate
+from launch.impala.config import ConfigError, TrainConfig
+from launch.impala.env_factory import make_vector_env
+from launch.impala.trained import load_trained
 
 REQUIRED_INFO = ("steps", "solution_length", "key_picked", "correct_lock_opened", "distractor_lock_opened")
 """Step-info keys of the Box-World envs this tool reads."""
@@ -149,46 +150,59 @@ def _spread(values: list[float] | None) -> str:
     return f"{median:g} ({low:g}..{high:g})"
 
 
+@dataclass
+class BoxWorldPhasesOptions:
+    """What ``python -m launch.tools.boxworld_phases`` plays."""
+
+    checkpoint: str = field(default="", metadata={**REQUIRED, "metavar": "PATH"})
+    """A Box-World checkpoint file, or a run directory (its latest checkpoint)."""
+    best: bool = False
+    """With a run directory: its best policy (checkpoints/best.pt)."""
+    env_kwargs: dict[str, Any] | None = None
+    """Env kwargs as a JSON object, instead of the checkpoint's."""
+    episodes: int = 300
+    """Episodes to play."""
+    num_envs: int = 8
+    """Games stepped together."""
+    deterministic: bool = False
+    """Take the most likely action instead of sampling."""
+    seed: int = 12345
+    """Seed of the games."""
+    threads: int = 1
+    """Torch CPU threads."""
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
+
+
 def cli(argv: list[str] | None = None) -> int:
-    """``python -m launch.boxworld_phases``."""
-    parser = argparse.ArgumentParser(prog="python -m launch.boxworld_phases", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", metavar="PATH", required=True,
-                        help="a Box-World checkpoint file, or a run directory (its latest)")
-    parser.add_argument("--best", action="store_true", help="with a run directory: its best.pt")
-    parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
-                        help="env kwargs as a JSON object (default: the checkpoint's)")
-    parser.add_argument("--episodes", type=int, default=300, help="episodes to play (default: 300)")
-    parser.add_argument("--num-envs", type=int, default=8, help="games stepped together (default: 8)")
-    parser.add_argument("--deterministic", action="store_true", help="take the most likely action")
-    parser.add_argument("--seed", type=int, default=12345, help="seed of the games (default: 12345)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
-    args = parser.parse_args(argv)
-    try:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-        config, model_state = load_trained(args.checkpoint, env_kwargs=args.env_kwargs, best=args.best)
-        shortest = shortest_solution_lengths(level_config_of(config), seed=args.seed)
-        recorder = PhaseRecorder(max(1, min(args.num_envs, args.episodes)))
-        evaluate(config, model_state, args.episodes, args.num_envs, args.deterministic, args.seed,
+    """``python -m launch.tools.boxworld_phases``."""
+
+    def body() -> None:
+        options = parse_options(BoxWorldPhasesOptions, argv, prog="python -m launch.tools.boxworld_phases",
+                                description=first_paragraph(__doc__))
+        torch.set_num_threads(options.threads)
+        config, model_state = load_trained(options.checkpoint, env_kwargs=options.env_kwargs, best=options.best)
+        shortest = shortest_solution_lengths(level_config_of(config), seed=options.seed)
+        recorder = PhaseRecorder(max(1, min(options.num_envs, options.episodes)))
+        evaluate(config, model_state, options.episodes, options.num_envs, options.deterministic, options.seed,
                  step_hook=recorder)
-    except (ConfigError, EnvConfigError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    result = phases_by_solution_length(recorder.episodes)
-    for name, summary in result.items():
-        summary["shortest_solution"] = shortest.get(name)
-    print(f"{config.env}: {len(recorder.episodes)} episodes; steps as median (25th..75th percentile)")
-    print(f"{'boxes':>5} {'episodes':>8} {'success':>8} {'no key':>7} {'distractor':>10} "
-          f"{'to first key':>16} {'key to its lock':>16} {'shortest solution':>18}")
-    for name, summary in result.items():
-        print(f"{name:>5} {summary['episodes']:>8} {100 * summary['success_rate']:>7.1f}% "
-              f"{100 * summary['no_key_rate']:>6.1f}% {100 * summary['distractor_rate']:>9.1f}% "
-              f"{_spread(summary['steps_to_first_key']):>16} {_spread(summary['steps_key_to_lock']):>16} "
-              f"{_spread(summary['shortest_solution']):>18}")
-    print(json.dumps({"env": config.env, "policy": str(args.checkpoint), "best": args.best, "seed": args.seed,
-                      "deterministic": args.deterministic, "by_solution_length": result}))
-    return 0
+        result = phases_by_solution_length(recorder.episodes)
+        for name, summary in result.items():
+            summary["shortest_solution"] = shortest.get(name)
+        print(f"{config.env}: {len(recorder.episodes)} episodes; steps as median (25th..75th percentile)")
+        print(f"{'boxes':>5} {'episodes':>8} {'success':>8} {'no key':>7} {'distractor':>10} "
+              f"{'to first key':>16} {'key to its lock':>16} {'shortest solution':>18}")
+        for name, summary in result.items():
+            print(f"{name:>5} {summary['episodes']:>8} {100 * summary['success_rate']:>7.1f}% "
+                  f"{100 * summary['no_key_rate']:>6.1f}% {100 * summary['distractor_rate']:>9.1f}% "
+                  f"{_spread(summary['steps_to_first_key']):>16} {_spread(summary['steps_key_to_lock']):>16} "
+                  f"{_spread(summary['shortest_solution']):>18}")
+        print(json.dumps({"env": config.env, "policy": str(options.checkpoint), "best": options.best,
+                          "seed": options.seed, "deterministic": options.deterministic, "by_solution_length": result}))
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

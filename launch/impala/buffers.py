@@ -4,40 +4,22 @@
 start; each slot holds one unroll of ``E`` games (``E = envs_per_actor``) in the layout of
 ``agents.trajectory.Trajectory`` (``T + 1`` observations, ``T`` transitions) plus the core
 state at the unroll's first step and the policy version that acted. With local actor
-processes only slot indices cross process boundaries (see ``launch.actor``); a Ray actor
+processes only slot indices cross process boundaries (see ``launch.impala.actor``); a Ray actor
 sends a slot's arrays (``read_slot``) and the learner copies them into its own, unshared
-buffers (``write_slot``, see ``launch.ray_pool``).
+buffers (``write_slot``, see ``launch.impala.ray_pool``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.spaces import encodable_space
+from agents.spaces import encodable_space, map_leaves
 from agents.trajectory import Trajectory
-
-
-def map_structure(function: Callable[[Any], Any], tree: Any) -> Any:
-    """Apply ``function`` to every leaf of nested dicts / tuples."""
-    if isinstance(tree, dict):
-        return {key: map_structure(function, value) for key, value in tree.items()}
-    if isinstance(tree, (tuple, list)):
-        return tuple(map_structure(function, value) for value in tree)
-    return function(tree)
-
-
-def map_structures(function: Callable[..., Any], first: Any, *others: Any) -> Any:
-    """``map_structure`` over several trees of the same shape, leaf by leaf."""
-    if isinstance(first, dict):
-        return {key: map_structures(function, first[key], *(other[key] for other in others)) for key in first}
-    if isinstance(first, (tuple, list)):
-        return tuple(map_structures(function, *items) for items in zip(first, *others))
-    return function(first, *others)
 
 
 def torch_dtype(dtype: np.dtype) -> torch.dtype:
@@ -133,7 +115,7 @@ class RolloutBuffers:
 
     def read_slot(self, slot: int) -> dict[str, Any]:
         """A copy of one slot as a tree of numpy arrays (what a Ray actor sends)."""
-        return map_structure(lambda field: field[slot].numpy().copy(), self._fields())
+        return map_leaves(lambda field: field[slot].numpy().copy(), self._fields())
 
     def write_slot(self, slot: int, arrays: dict[str, Any]) -> None:
         """Overwrite one slot with ``read_slot`` output of buffers of the same layout.
@@ -151,7 +133,7 @@ class RolloutBuffers:
                                  f"{tuple(field.shape[1:])}")
             field[slot].numpy()[...] = array  # numpy copy: Ray's arrays are read-only views
 
-        map_structures(copy, fields, arrays)
+        map_leaves(copy, fields, arrays)
 
     def gather(self, indices: Sequence[int], device: torch.device) -> tuple[Trajectory, tuple[torch.Tensor, ...], torch.Tensor]:
         """Copy the slots ``indices`` out as one batch of ``len(indices) * E`` unrolls.
@@ -176,7 +158,7 @@ class RolloutBuffers:
             return field.index_select(0, index).flatten(0, 1).to(device)  # [K*E, ...]
 
         trajectory = Trajectory(
-            obs=map_structure(batch_time_major, self.obs),
+            obs=map_leaves(batch_time_major, self.obs),
             reset=batch_time_major(self.reset),
             previous_action=batch_time_major(self.previous_action),
             previous_reward=batch_time_major(self.previous_reward),
@@ -195,7 +177,7 @@ def select_games(trajectory: Trajectory, state: tuple[torch.Tensor, ...], index:
     """The unrolls of the games at ``index`` (a 1-D index into the batch dimension B): every
     ``[T(+1), B, ...]`` leaf of the trajectory and every ``[B, ...]`` core state tensor, as
     new contiguous tensors."""
-    return (Trajectory(*(map_structure(lambda leaf: leaf[:, index], field) for field in trajectory)),
+    return (Trajectory(*(map_leaves(lambda leaf: leaf[:, index], field) for field in trajectory)),
             tuple(leaf[index] for leaf in state))
 
 

@@ -1,10 +1,10 @@
-"""The local actor process: a ``launch.rollout.Rollout`` behind a pipe and shared memory.
+"""The local actor process: a ``launch.impala.rollout.Rollout`` behind a pipe and shared memory.
 
 Each actor owns a fixed set of buffer slots. It fills a free slot with one unroll (the
 layout of ``agents.trajectory.Trajectory``, NEXT_STEP autoreset), sends the slot index and
 the episodes that ended to the learner over its own pipe, and gets slots back over the
 same pipe once the learner has copied them. Before each unroll it picks up newer weights
-(``launch.shared_weights``) and records their version, so the learner can measure
+(``launch.impala.shared_weights``) and records their version, so the learner can measure
 policy lag.
 
 Protocol (pickled tuples on a private duplex pipe, so a dying actor can never wedge a
@@ -31,19 +31,19 @@ from multiprocessing.connection import Connection
 
 import torch
 
-from launch.buffers import RolloutBuffers
-from launch.config import ConfigError, TrainConfig
-from launch.env_factory import EnvConfigError, describe_error
-from launch.rollout import Rollout
-from launch.shared_weights import SharedWeights
+from launch.impala.buffers import RolloutBuffers
+from launch.impala.config import ConfigError, TrainConfig
+from launch.impala.env_factory import EnvConfigError, describe_error
+from launch.impala.rollout import Rollout
+from launch.impala.shared_weights import SharedWeights
 
 
 @dataclasses.dataclass
 class ActorSpec:
     """What one actor process needs (pickled to the spawned process)."""
 
-    slot: int
-    """Index of the actor (its buffer slots are fixed per index)."""
+    index: int
+    """Index of the actor, 0 .. num_actors - 1 (its buffer slots are fixed per index)."""
     generation: int
     """How many actors the run had started before this one (distinct seeds per start)."""
     config: TrainConfig
@@ -87,7 +87,7 @@ def run_actor(spec: ActorSpec) -> None:
             spec.connection.send(("error", summary, details, isinstance(error, (ConfigError, EnvConfigError))))
         except OSError:
             pass
-        sys.stderr.write(f"actor {spec.slot} failed: {summary}\n{details}")
+        sys.stderr.write(f"actor {spec.index} failed: {summary}\n{details}")
         sys.stderr.flush()
         os._exit(1)  # at once: no interpreter teardown that could stall the learner's join
 

@@ -34,11 +34,12 @@ from typing import Any
 
 import torch
 
-from launch.actor import ActorSpec, run_actor
-from launch.buffers import RolloutBuffers
-from launch.config import TrainConfig
-from launch.rollout import actor_seed
-from launch.shared_weights import SharedWeights
+from launch.impala.actor import ActorSpec, run_actor
+from launch.impala.buffers import RolloutBuffers
+from launch.impala.config import TrainConfig
+from launch.impala.env_factory import EpisodeRecord
+from launch.impala.rollout import actor_seed
+from launch.impala.shared_weights import SharedWeights
 
 
 STARTUP_GRACE_S = 120.0
@@ -70,7 +71,8 @@ class ActorStartupFailure(ActorFailure):
 
 @dataclass
 class _Actor:
-    slot: int
+    index: int
+    """Index of the actor, 0 .. num_actors - 1."""
     process: Any
     connection: Connection
     last_message: float
@@ -80,13 +82,6 @@ class _Actor:
     bad_input: bool = False
     heard_from: bool = False
     sent_unroll: bool = False
-
-
-@dataclass
-class EpisodeRecord:
-    return_: float
-    length: int
-    success: float | None
 
 
 @dataclass
@@ -166,7 +161,7 @@ class ActorPool:
         owned = [slot for slot in self.slots_of(actor) if slot not in ready]
         learner_end, actor_end = self.context.Pipe(duplex=True)
         seed = actor_seed(self.config.seed, self.generation)
-        spec = ActorSpec(slot=actor, generation=self.generation, config=self.config, buffers=self.buffers,
+        spec = ActorSpec(index=actor, generation=self.generation, config=self.config, buffers=self.buffers,
                          weights=self.weights, buffer_ids=owned, connection=actor_end, parent_pid=os.getpid(),
                          seed=seed)
         process = self.context.Process(target=run_actor, args=(spec,), name=f"actor-{actor}", daemon=True)
@@ -189,21 +184,21 @@ class ActorPool:
             entry = watched[ready_object]
             if ready_object is entry.connection:
                 if not self._drain(entry, result):
-                    dead[entry.slot] = entry
+                    dead[entry.index] = entry
             else:
-                dead[entry.slot] = entry
+                dead[entry.index] = entry
         now = time.monotonic()
         ready = set(self.ready)
         for entry in self.actors:
             assert entry is not None
-            has_free_slot = any(slot not in ready for slot in self.slots_of(entry.slot))
+            has_free_slot = any(slot not in ready for slot in self.slots_of(entry.index))
             timeout = self.config.actor_timeout_s if entry.heard_from else max(self.config.actor_timeout_s,
                                                                                 STARTUP_GRACE_S)
-            if entry.slot not in dead and has_free_slot and now - entry.last_message > timeout:
-                self.log(f"actor {entry.slot} (pid {entry.process.pid}) sent nothing for "
+            if entry.index not in dead and has_free_slot and now - entry.last_message > timeout:
+                self.log(f"actor {entry.index} (pid {entry.process.pid}) sent nothing for "
                          f"{now - entry.last_message:.0f} s while it had a free buffer; killing it")
                 entry.process.kill()
-                dead[entry.slot] = entry
+                dead[entry.index] = entry
         for entry in dead.values():
             self._replace(entry, result)
         return result
@@ -234,24 +229,24 @@ class ActorPool:
         entry.connection.close()
         reason = "raised an exception" if entry.error else describe_exit(entry.process.exitcode)
         detail = f": {entry.error}" if entry.error else ""
-        startup_error, previous = self._startup_error(entry), self.startup_errors[entry.slot]
-        self.startup_errors[entry.slot] = startup_error
+        startup_error, previous = self._startup_error(entry), self.startup_errors[entry.index]
+        self.startup_errors[entry.index] = startup_error
         if startup_error is not None and startup_error == previous:
-            self.log(f"actor {entry.slot} (pid {entry.process.pid}) {reason}{detail}; not replacing it: "
+            self.log(f"actor {entry.index} (pid {entry.process.pid}) {reason}{detail}; not replacing it: "
                      f"its previous start died the same way before its first unroll")
-            raise ActorStartupFailure(entry.slot, startup_error, entry.bad_input)
+            raise ActorStartupFailure(entry.index, startup_error, entry.bad_input)
         self.restarts += 1
         result.replaced += 1
-        self.log(f"actor {entry.slot} (pid {entry.process.pid}) {reason}{detail}; "
+        self.log(f"actor {entry.index} (pid {entry.process.pid}) {reason}{detail}; "
                  f"replacing it (restart {self.restarts} of at most {self.config.max_actor_restarts})")
         if entry.error_details:
             self.log(entry.error_details.rstrip())
         if self.restarts > self.config.max_actor_restarts:
             raise ActorFailure(
                 f"actors died {self.restarts} times (more than max_actor_restarts={self.config.max_actor_restarts}); "
-                f"last: actor {entry.slot} {reason}{detail}"
+                f"last: actor {entry.index} {reason}{detail}"
             )
-        self._spawn(entry.slot)
+        self._spawn(entry.index)
 
     @staticmethod
     def _startup_error(entry: _Actor) -> str | None:

@@ -2,12 +2,12 @@
 
 Usage::
 
-    python -m launch.policy_drift --run runs/RUN
-    python -m launch.policy_drift --run runs/RUN --from-step 9000000 --to-step 9600000 --games 64 --steps 120
-    python -m launch.policy_drift --run runs/RUN --every 8     # a whole run, every 8th checkpoint
+    python -m launch.tools.policy_drift --run runs/RUN
+    python -m launch.tools.policy_drift --run runs/RUN --from-step 9000000 --to-step 9600000 --games 64 --steps 120
+    python -m launch.tools.policy_drift --run runs/RUN --every 8     # a whole run, every 8th checkpoint
 
 The first checkpoint in the range plays ``--games`` fresh games for ``--steps`` steps with
-sampled actions, through the actors' own acting code (``launch.rollout.Rollout``), and
+sampled actions, through the actors' own acting code (``launch.impala.rollout.Rollout``), and
 every checkpoint's policy is then run over that recorded unroll from the same initial core
 state, as the learner re-runs the actors' unrolls. So every checkpoint is judged on the
 same states, and a change in what it does is the policy's change, not the games'.
@@ -39,9 +39,9 @@ divergence between the actors' policy and the learner's over the policy lag.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,11 +51,11 @@ import torch
 from agents.loss import sampled_kl
 from agents.spaces import map_leaves
 from agents.trajectory import Trajectory
-from launch.checkpoint import CheckpointError, add_checkpoint_range_arguments, checkpoint_step, checkpoints_in_range
-from launch.config import ConfigError
-from launch.env_factory import EnvConfigError
-from launch.evaluate import load_trained, trained_policy
-from launch.rollout import record_unroll
+from launch.cli import first_paragraph, parse_options, run_command
+from launch.impala.checkpoint import CheckpointRange, checkpoint_step, checkpoints_in_range
+from launch.impala.config import ConfigError
+from launch.impala.rollout import record_unroll
+from launch.impala.trained import load_trained, trained_policy
 from rmc_core import RelationalMemory
 
 if TYPE_CHECKING:
@@ -180,37 +180,49 @@ def _kl(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def cli(argv: list[str] | None = None) -> int:
-    """``python -m launch.policy_drift``."""
-    parser = argparse.ArgumentParser(prog="python -m launch.policy_drift", description=__doc__.split("\n\n")[0])
-    add_checkpoint_range_arguments(parser)
-    parser.add_argument("--games", type=int, default=64, help="games recorded with the first checkpoint (default: 64)")
-    parser.add_argument("--steps", type=int, default=120, help="steps each recorded game plays (default: 120)")
-    parser.add_argument("--samples", type=int, default=16, help="actions drawn per state for the KL (default: 16)")
-    parser.add_argument("--seed", type=int, default=1000, help="seed of the recorded games and samples (default: 1000)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
-    args = parser.parse_args(argv)
-    try:
+@dataclass
+class PolicyDriftOptions(CheckpointRange):
+    """What ``python -m launch.tools.policy_drift`` compares."""
+
+    games: int = 64
+    """Games recorded with the first checkpoint."""
+    steps: int = 120
+    """Steps each recorded game plays."""
+    samples: int = 16
+    """Actions drawn per state for the KL."""
+    seed: int = 1000
+    """Seed of the recorded games and samples."""
+    threads: int = 1
+    """Torch CPU threads."""
+
+    def __post_init__(self) -> None:
         for name in ("games", "steps", "samples", "threads"):
-            if getattr(args, name) < 1:
-                raise ConfigError(f"--{name} must be >= 1, got {getattr(args, name)}")
-        torch.set_num_threads(args.threads)
-        paths = checkpoints_in_range(args.run, args.from_step, args.to_step, every=args.every)
-        rows = drift_table(paths, args.games, args.steps, args.seed, args.samples)
-    except (ConfigError, EnvConfigError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{len(rows)} checkpoints of {args.run}, on {args.games} games x {args.steps} steps recorded with the first")
-    attention = "attention_content" in rows[0]
-    header = f"{'step':>14}  {'KL prev':>8}  {'KL first':>8}  {'entropy':>7}  {'value':>7}"
-    print(header + ("  att content  att position" if attention else "") + "  action probabilities")
-    for row in rows:
-        probs = " ".join(f"{value:.3f}" for value in row.get("action_probs", []))
-        columns = f"  {row['attention_content']:11.3f}  {row['attention_position']:12.3f}" if attention else ""
-        print(f"{row['step']:>14,}  {_kl(row['kl_from_previous']):>8}  {_kl(row['kl_from_first']):>8}  "
-              f"{row['entropy']:7.3f}  {row['mean_value']:7.2f}{columns}  {probs}")
-    print(json.dumps(rows))
-    return 0
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m launch.tools.policy_drift``."""
+
+    def body() -> None:
+        options = parse_options(PolicyDriftOptions, argv, prog="python -m launch.tools.policy_drift",
+                                description=first_paragraph(__doc__))
+        torch.set_num_threads(options.threads)
+        paths = checkpoints_in_range(options.run, options.from_step, options.to_step, every=options.every)
+        rows = drift_table(paths, options.games, options.steps, options.seed, options.samples)
+        print(f"{len(rows)} checkpoints of {options.run}, on {options.games} games x {options.steps} steps recorded "
+              "with the first")
+        attention = "attention_content" in rows[0]
+        header = f"{'step':>14}  {'KL prev':>8}  {'KL first':>8}  {'entropy':>7}  {'value':>7}"
+        print(header + ("  att content  att position" if attention else "") + "  action probabilities")
+        for row in rows:
+            probs = " ".join(f"{value:.3f}" for value in row.get("action_probs", []))
+            columns = f"  {row['attention_content']:11.3f}  {row['attention_position']:12.3f}" if attention else ""
+            print(f"{row['step']:>14,}  {_kl(row['kl_from_previous']):>8}  {_kl(row['kl_from_first']):>8}  "
+                  f"{row['entropy']:7.3f}  {row['mean_value']:7.2f}{columns}  {probs}")
+        print(json.dumps(rows))
+
+    return run_command(body)
 
 
 if __name__ == "__main__":
