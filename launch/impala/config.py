@@ -51,7 +51,7 @@ class TrainConfig:
     """Feed the previous action and reward to the core (IMPALA's optional inputs). With its own
     last action as an input, a recurrent policy on Acrobot settled into runs of one action and
     did not learn to swing up (-489 at 300K frames), and learned without it (-91, one seed;
-    docs/results.md)."""
+    docs/learning.md)."""
     core_output_norm: bool = True
     """Layer-normalise the RMC's output before the heads (keeps bootstrapped values from diverging)."""
     lstm_output_norm: bool = False
@@ -157,7 +157,7 @@ class TrainConfig:
     than the advantages where returns vary more than one step's error. While the rewards
     carry no signal yet the advantages are noise raised to unit scale: without
     --lr-kl-target, several epochs of such steps drove Acrobot's policy to one action within
-    seconds (docs/results.md)."""
+    seconds (docs/learning.md)."""
     target_kl: float | None = None
     """Stop a batch's epochs early once the estimated KL divergence between the actors' policy
     and the learner's (behaviour_kl) exceeds this; the first epoch is always taken. Unset: all
@@ -356,7 +356,7 @@ _OPTIMISER = {"optimizer": "adam", "loss_reduction": "mean", "lr_schedule": "con
 # the schedule's learning rate. The defaults (PopArt, the PPO-clipped policy term, 4 epochs)
 # are measured on the learning suite's tasks; on the games, where
 # the learner is the bottleneck on a CPU, 4 epochs cost 4x the learner's time per frame
-# (docs/results.md, "Learning out of the box").
+# (docs/results.md, "Learning out of the box"; docs/learning.md).
 _AS_MEASURED = {"value_normalization": "none", "advantage_normalization": False, "pg_ratio_clip": None,
                 "num_epochs": 1, "lr_kl_target": None, "lstm_output_norm": False,
                 "observation_normalization": False, "use_previous_action_reward": True}
