@@ -21,7 +21,6 @@ import os
 import pickle
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 from launch.cli import REQUIRED, BadInput
-from launch.impala.run_dir import fsync_directory
+from launch.impala.run_dir import atomic_write
 
 _NAME = re.compile(r"^checkpoint_(\d+)\.pt$")
 BEST_CHECKPOINT = "best.pt"
@@ -93,8 +92,8 @@ def checkpoints_in_range(run: str | Path, from_step: int | None = None, to_step:
 
 @dataclasses.dataclass
 class CheckpointRange:
-    """The arguments of ``checkpoints_in_range``, as the options of the tools that read a
-    run's checkpoints one by one (``launch.tools``)."""
+    """The arguments of ``checkpoints_in_range``, the seed and the threads: the options the
+    tools that replay a run's checkpoints one by one share (``launch.tools``)."""
 
     run: str = dataclasses.field(default="", metadata={**REQUIRED, "metavar": "RUN_DIR"})
     """A launch.train run directory."""
@@ -104,6 +103,14 @@ class CheckpointRange:
     """Last checkpoint step to include (default: all)."""
     every: int = 1
     """Take every n-th checkpoint in the range."""
+    seed: int = 1000
+    """Seed of the games played with the checkpoints' policies."""
+    threads: int = 1
+    """Torch CPU threads."""
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise BadInput(f"--threads must be >= 1, got {self.threads}")
 
 
 def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:
@@ -113,17 +120,7 @@ def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:
 
 def _write_atomically(final: Path, payload: dict[str, Any]) -> None:
     """``torch.save`` to a temporary file beside ``final``, fsync, then ``os.replace``."""
-    handle, temporary = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, final)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    fsync_directory(final.parent)
+    atomic_write(final, lambda stream: torch.save(payload, stream))
 
 
 def save_checkpoint(directory: str | os.PathLike[str], step: int, payload: dict[str, Any], keep: int) -> Path:

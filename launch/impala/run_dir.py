@@ -20,9 +20,9 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from launch.impala.config import ConfigError, TrainConfig
 
@@ -32,13 +32,14 @@ CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so a reader sees the old or the new file, never a part."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, fsync it, then ``os.replace`` it
+    onto ``path``: a reader sees the old or the new file, never a part."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -46,6 +47,11 @@ def atomic_write_text(path: Path, text: str) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """``atomic_write`` of ``text`` (UTF-8)."""
+    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
 def fsync_directory(path: Path) -> None:

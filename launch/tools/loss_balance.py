@@ -156,15 +156,11 @@ class LossBalanceOptions(CheckpointRange):
     """Learner-sized batches (the run's batch_size games each) per checkpoint."""
     warmup_unrolls: int = 5
     """Unrolls played and thrown away before the kept one."""
-    seed: int = 1000
-    """Seed of the games and actions."""
-    threads: int = 1
-    """Torch CPU threads."""
 
     def __post_init__(self) -> None:
-        for name in ("batches", "threads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        super().__post_init__()
+        if self.batches < 1:
+            raise ConfigError(f"--batches must be >= 1, got {self.batches}")
         if self.warmup_unrolls < 0:
             raise ConfigError(f"--warmup-unrolls must be >= 0, got {self.warmup_unrolls}")
 

@@ -190,13 +190,10 @@ class PolicyDriftOptions(CheckpointRange):
     """Steps each recorded game plays."""
     samples: int = 16
     """Actions drawn per state for the KL."""
-    seed: int = 1000
-    """Seed of the recorded games and samples."""
-    threads: int = 1
-    """Torch CPU threads."""
 
     def __post_init__(self) -> None:
-        for name in ("games", "steps", "samples", "threads"):
+        super().__post_init__()
+        for name in ("games", "steps", "samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
 
