@@ -141,7 +141,7 @@ class ImageEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[N, H, W, C]`` (or ``[N, H, W]``) raw pixels -> ``[N, C', H', W']`` features."""
-        x = image.float() * self.scale
+        x = image.to(next(self.convolutions.parameters()).dtype) * self.scale  # float32 unless the module was cast
         x = x.unsqueeze(1) if self.image_rank == 2 else x.permute(0, 3, 1, 2)  # [N, C, H, W]
         return self.convolutions(x)
 
@@ -181,7 +181,7 @@ class VectorEncoder(nn.Module):
         if self.nvec is not None:
             indices = flat.long() - self.start
             flat = torch.cat([F.one_hot(indices[:, i], n) for i, n in enumerate(self.nvec)], dim=-1)
-        flat = flat.float()
+        flat = flat.to(next(self.mlp.parameters()).dtype)  # float32 unless the module was cast
         if self.normalizer is not None:
             flat = self.normalizer(flat)
         return self.mlp(flat)

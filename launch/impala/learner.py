@@ -4,6 +4,9 @@
 and returns the V-trace loss; the learner clips the global gradient norm, sets the
 learning rate from its schedule, steps RMSProp or Adam, and refuses to apply a non-finite
 loss or gradient (``NonFiniteLossError``) so the weights stay as good as the last checkpoint.
+The gradient steps (``launch.impala.gradient_step``) never wait for the device: the update
+reads it once, at its end; with ``compile_update`` they run compiled (as CUDA graphs on a
+GPU).
 
 With ``num_epochs = K > 1`` it takes K gradient steps on each batch, recomputing V-trace
 and the importance weights each time (as Sample Factory's APPO takes several epochs over
@@ -39,6 +42,9 @@ from agents.normalization import PopArtValueHead
 from agents.trajectory import Trajectory
 from launch.impala.buffers import select_games
 from launch.impala.config import TrainConfig
+from launch.impala.gradient_step import (
+    METRICS, GradientStep, initialise_optimizer_state, make_optimizer, place_step_counts, set_learning_rate,
+)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -63,8 +69,16 @@ def loss_config(config: TrainConfig) -> LossConfig:
 _MIN_KL_FACTOR = 1e-3
 """The KL-adaptive rate never falls below this share of the scheduled rate."""
 
-_NOT_LOGGED = frozenset({"total", "value_targets"})
-"""LossOutput fields that are not scalar metrics."""
+
+def compiles_update(config: TrainConfig, device: torch.device) -> bool:
+    """Whether the learner's gradient steps run compiled: ``compile_update`` 'on' or 'off', or
+    for 'auto' on a CUDA device only. On a CPU the compiled step is faster per update (1.4x on
+    the Box-World RMC preset), but its compile takes minutes for the RMC's unrolls (7 for
+    that preset on a 2-core CPU), longer than many runs gain (docs/results.md, "Learner
+    update")."""
+    if config.compile_update == "auto":
+        return device.type == "cuda"
+    return config.compile_update == "on"
 
 
 class Learner:
@@ -82,13 +96,18 @@ class Learner:
         self.kl_factor = 1.0  # the KL-adaptive multiplier of the scheduled rate (lr_kl_target)
         self.loss_config = loss_config(config)
         parameters = list(policy.parameters())
+        device = parameters[0].device
+        compiled = compiles_update(config, device)
         if config.optimizer == "rmsprop":
-            self.optimizer: torch.optim.Optimizer = torch.optim.RMSprop(
-                parameters, lr=config.learning_rate, alpha=config.rmsprop_alpha, eps=config.rmsprop_eps,
-                momentum=config.rmsprop_momentum)
+            settings: dict[str, Any] = {"alpha": config.rmsprop_alpha, "eps": config.rmsprop_eps,
+                                        "momentum": config.rmsprop_momentum}
         else:
-            self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, eps=config.adam_eps,
-                                              betas=(config.adam_beta1, config.adam_beta2))
+            settings = {"eps": config.adam_eps, "betas": (config.adam_beta1, config.adam_beta2)}
+        self._capturable = compiled and device.type == "cuda"
+        self.optimizer = make_optimizer(parameters, config.optimizer, config.learning_rate, tensor_rate=compiled,
+                                        capturable=self._capturable, **settings)
+        self.gradient_step = GradientStep(policy, self.optimizer, self.loss_config, config.grad_norm_clip,
+                                          compiled=compiled)
 
     def learning_rate_factor(self, time_fraction: float = 0.0) -> float:
         """The schedule's multiplier of ``config.learning_rate`` for the next update.
@@ -108,6 +127,11 @@ class Learner:
     def learning_rate(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the gradient steps run compiled (``compile_update``)."""
+        return self.gradient_step.compiled
+
     def update(
         self, trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...], time_fraction: float = 0.0,
     ) -> dict[str, float]:
@@ -117,16 +141,19 @@ class Learner:
         ``time_fraction`` is the share of the time limit used so far (see
         :meth:`learning_rate_factor`).
 
+        Reads the device once, at the end, for the metrics and the non-finite guard.
+
         Raises:
-            NonFiniteLossError: the loss or gradient is NaN/inf (that epoch's step was not
-                taken, nor any after it).
+            NonFiniteLossError: the loss or gradient of a step was NaN/inf (that step and
+                those after it in this update were undone; the statistics were not moved).
         """
         self.policy.train()
         learning_rate = self.config.learning_rate * self.learning_rate_factor(time_fraction) * self.kl_factor
-        for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate
+        set_learning_rate(self.optimizer, learning_rate)
         self._initialise_value_normalization(trajectory, initial_state)
-        sums: dict[str, float] = {}
+        step = self.gradient_step
+        step.begin_update()
+        sums: torch.Tensor | None = None
         first_targets: list[tuple[torch.Tensor, torch.Tensor]] = []
         steps = epochs = 0
         batch_size = trajectory.reset.shape[1]
@@ -139,34 +166,26 @@ class Learner:
                 if order is not None:
                     index = order[part::num_minibatches].to(trajectory.reset.device)
                     minibatch, minibatch_state = select_games(trajectory, initial_state, index)
-                loss = impala_loss(self.policy, minibatch, minibatch_state, self.loss_config)
+                loss = step.loss(minibatch, minibatch_state)
                 if (epoch > 0 and self.config.target_kl is not None
                         and float(loss.behaviour_kl) > self.config.target_kl):
                     stop = True  # the policy has moved far enough from the actors' on this batch
                     break
-                total = float(loss.total.detach())
-                if not math.isfinite(total):
-                    raise NonFiniteLossError(
-                        f"the loss is {total} at update {self.updates + 1} (epoch {epoch + 1})")
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.total.backward()
-                grad_norm = float(nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.grad_norm_clip))
-                if not math.isfinite(grad_norm):
-                    self.optimizer.zero_grad(set_to_none=True)
-                    raise NonFiniteLossError(
-                        f"the gradient norm is {grad_norm} at update {self.updates + 1} (epoch {epoch + 1})")
-                self.optimizer.step()
+                metrics = step.apply(loss)
+                sums = metrics if sums is None else sums + metrics
                 steps += 1
                 if epoch == 0:
                     first_targets.append((loss.value_targets, minibatch.valid))
-                for name in loss._fields:
-                    if name not in _NOT_LOGGED:
-                        sums[name] = sums.get(name, 0.0) + float(getattr(loss, name))
-                sums["loss_total"] = sums.get("loss_total", 0.0) + total
-                sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm
             if stop:
                 break
             epochs += 1
+        assert sums is not None  # the first epoch always steps
+        *values, failed = torch.cat([sums / steps, step.failed.to(sums.dtype).reshape(1)]).tolist()  # one sync
+        if failed:
+            metrics = dict(zip(METRICS, values))
+            loss, grad_norm = metrics["loss_total"], metrics["grad_norm"]
+            what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {grad_norm}"
+            raise NonFiniteLossError(f"{what} at update {self.updates + 1} (its steps were undone)")
         update_value_normalization = getattr(self.policy, "update_value_normalization", None)
         if update_value_normalization is not None and first_targets:
             update_value_normalization(torch.cat([targets for targets, _ in first_targets], dim=1),
@@ -175,7 +194,7 @@ class Learner:
         if update_observation_normalization is not None:
             update_observation_normalization(trajectory.obs)
         self.updates += 1
-        metrics = {name: total / steps for name, total in sums.items()}  # means over the steps taken
+        metrics = dict(zip(METRICS, values))  # means over the steps taken
         self._adapt_to_kl(metrics["behaviour_kl"])
         metrics["learning_rate"] = learning_rate
         metrics["epochs"] = float(epochs)
@@ -210,14 +229,31 @@ class Learner:
             return
         with torch.no_grad():
             targets = impala_loss(self.policy, trajectory, initial_state, self.loss_config).value_targets
-        value_head.update(targets, trajectory.valid)
+        if bool(torch.isfinite(targets).all()):  # else the update's guard stops it, the head untouched
+            value_head.update(targets, trajectory.valid)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "updates": self.updates, "kl_factor": self.kl_factor}
+        """The optimiser (its rate as a number, whether the steps run compiled or not), the
+        update count and the KL factor."""
+        optimizer = self.optimizer.state_dict()
+        for group in optimizer["param_groups"]:
+            group["lr"] = float(group["lr"])
+        return {"optimizer": optimizer, "updates": self.updates, "kl_factor": self.kl_factor}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the optimiser and the update count (the schedule follows from them; a
-        ``scheduler`` entry of older checkpoints is not needed)."""
+        ``scheduler`` entry of older checkpoints is not needed). A checkpoint of a compiled
+        learner loads into an eager one and the other way round."""
+        rates = [group["lr"] for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, rate in zip(self.optimizer.param_groups, rates):
+            saved, group["lr"] = float(group["lr"]), rate
+            if isinstance(rate, torch.Tensor):
+                rate.fill_(saved)
+            else:
+                group["lr"] = saved
+            group["capturable"] = self._capturable
+        place_step_counts(self.optimizer)
+        initialise_optimizer_state(self.optimizer)
         self.updates = int(state["updates"])
         self.kl_factor = float(state.get("kl_factor", 1.0))
