@@ -1,51 +1,56 @@
 #!/usr/bin/env bash
-# Every GPU figure of docs/results.md (RMC speed, the learner on a GPU, the N-th farthest task)
-# in one pass of about eight minutes on one GPU.
+# Every GPU figure of docs/results.md in one pass of about eight minutes on one GPU (each part
+# has its own limit; together at most 9.5 minutes).
 #
 #   OUT=results_dir bash benchmarks/gpu_checks.sh
 #
-# 1. speed, the GPU alone: benchmarks/rmc_speed.py (RMC against nn.LSTM, float32 and TF32)
-#    and benchmarks/train_throughput.py (acting, training and learner-only steps/s) for the
-#    Box-World and easy Box-World RMC presets (and the first with --compile-core), the learner
-#    on the GPU, the actors on the CPUs;
-# 2. the N-th farthest task, four runs side by side on the GPU for NTH_MINUTES each: the
-#    paper's 8 x 16 setting for the RMC and the LSTM, and the reduced 4 x 4 task (both
-#    questions) at the paper's batch of 1600.
+# 1. the learner and training: benchmarks/learner_update.py, the compiled update (CUDA graphs)
+#    against the eager one on the Box-World RMC's GPU batch (256 unrolls of 40 steps), with
+#    the compile's time and the operations dispatched per update; then
+#    benchmarks/train_throughput.py, end to end, for the boxworld-rmc-gpu and
+#    boxworld-easy-rmc-gpu presets (actors on the CPUs with compiled acting steps, the learner
+#    compiled on the GPU; the first reuses the learner's compile from the cache);
+# 2. with RMC_SPEED=1, benchmarks/rmc_speed.py (the RMC against nn.LSTM, float32 and TF32);
+# 3. with NTH=1, the N-th farthest task, four runs side by side on the GPU for NTH_MINUTES
+#    each (the paper's 8 x 16 setting for the RMC and the LSTM, and the reduced 4 x 4 task,
+#    both questions, at the paper's batch of 1600); they take NTH_MINUTES + 1.5 minutes more.
 #
-# Writes speed.txt, one log per N-th farthest run and nth.tgz (curves as JSON and PNG) under
-# $OUT. Nothing here fails the script: each part has its own time limit, and a part that
-# breaks is reported in its log while the rest runs. Environment: PYTHON (default python3),
-# DEVICE (default cuda), NTH_MINUTES (default 3.5), SKIP_SPEED=1 to run part 2 alone.
+# Writes speed.txt (and one log per N-th farthest run and nth.tgz) under $OUT. Nothing here
+# fails the script: each part has its own time limit, and a part that breaks is reported in
+# its log while the rest runs. Environment: PYTHON (default python3), DEVICE (default cuda),
+# ACTORS (default: the cores minus one), NTH_MINUTES (default 3.5).
 set -u
 out=${OUT:-runs/gpu_checks}
 py=${PYTHON:-python3}
 device=${DEVICE:-cuda}
 minutes=${NTH_MINUTES:-3.5}
+actors=${ACTORS:-$(($(nproc) - 1))}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 stamp() { echo "== $(date -u +%T) $*"; }
 
-if [ "${SKIP_SPEED:-0}" != 1 ]; then
-    {
-        stamp machine
-        nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1
-        echo "CPU cores: $(nproc)"
-        $py -c "import torch, gymnasium; print('torch', torch.__version__, 'gymnasium', gymnasium.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
+{
+    stamp machine
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1
+    echo "CPU cores: $(nproc)"
+    $py -c "import torch, gymnasium; print('torch', torch.__version__, 'gymnasium', gymnasium.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
+    stamp "learner_update boxworld-rmc-gpu: compiled against eager"
+    timeout 270 $py benchmarks/learner_update.py --device "$device" --preset boxworld-rmc-gpu --rounds 2 --seconds 4
+    for preset in boxworld-rmc-gpu boxworld-easy-rmc-gpu; do
+        stamp "train_throughput $preset, $actors actors"
+        timeout 150 $py benchmarks/train_throughput.py --device "$device" --preset $preset --num-actors "$actors" \
+            --seconds 8 --warmup-seconds 3
+    done
+    if [ "${RMC_SPEED:-0}" = 1 ]; then
         stamp "rmc_speed, float32"
         timeout 150 $py benchmarks/rmc_speed.py --device "$device" --repeats 3 --warmup 2
         stamp "rmc_speed, TF32"
         timeout 150 $py benchmarks/rmc_speed.py --device "$device" --repeats 3 --warmup 2 --tf32
-        for preset in boxworld-rmc boxworld-easy-rmc; do
-            stamp "train_throughput $preset"
-            timeout 150 $py benchmarks/train_throughput.py --device "$device" --preset $preset --seconds 8 --warmup-seconds 4
-        done
-        stamp "train_throughput boxworld-rmc, compiled RMC step"
-        timeout 200 $py benchmarks/train_throughput.py --device "$device" --preset boxworld-rmc --seconds 8 \
-            --warmup-seconds 4 --compile-core
-        stamp "speed done"
-    } 2>&1 | tee "$out/speed.txt"
-fi
+    fi
+    stamp "speed done"
+} 2>&1 | tee "$out/speed.txt"
 
+[ "${NTH:-0}" = 1 ] || exit 0
 nth=$(mktemp -d)
 common=(--device "$device" --max-minutes "$minutes" --batch-size 1600 --threads 2 --steps 1000000)
 run_nth() {  # name, then the run's own arguments

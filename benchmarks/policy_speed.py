@@ -4,7 +4,9 @@ Builds ``agents.ActorCritic`` for ``rmc/BoxWorld-v0``'s spaces (14x14x3 pixels, 
 with each core setting and times, in one run:
 
 - acting: ``policy.act`` for a batch of games (one step, no gradient);
-- learning: ``impala_loss`` over a ``T x B`` unroll plus its backward pass.
+- learning: ``impala_loss`` over a ``T x B`` unroll plus its backward pass;
+- acting inside ``torch.inference_mode()`` (as the actors act), against plain ``act``
+  (``no_grad``) of the same policy.
 
 The LSTM policy (``lstm_256``) is the yardstick; every figure is printed with its ratio to it.
 
@@ -76,6 +78,12 @@ def measure(name: str, args: PolicySpeedOptions) -> dict[str, float]:
     state = policy.initial_state(args.act_batch)
     act_rate = calls_per_second(lambda: policy.act(obs, zeros, rewards, reset, state), args.seconds)
 
+    def act_in_inference_mode() -> None:
+        with torch.inference_mode():  # as the actors' Rollout.unroll runs
+            policy.act(obs, zeros, rewards, reset, state)
+
+    inference_rate = calls_per_second(act_in_inference_mode, args.seconds)
+
     trajectory = random_trajectory(args.unroll, args.batch)
     initial_state = policy.initial_state(args.batch)
 
@@ -87,6 +95,7 @@ def measure(name: str, args: PolicySpeedOptions) -> dict[str, float]:
     return {
         "parameters": sum(p.numel() for p in policy.parameters()),
         "act_frames_per_s": act_rate * args.act_batch,
+        "inference_mode_act_ratio": inference_rate / act_rate,
         "learn_frames_per_s": learn_rate * args.unroll * args.batch,
     }
 
@@ -118,7 +127,8 @@ def main() -> None:
         figures["learn_ratio_to_lstm"] = figures["learn_frames_per_s"] / yardstick["learn_frames_per_s"]
         print(f"{name:>20}: {figures['parameters']:>9,d} params | act {figures['act_frames_per_s']:>9.0f} frames/s "
               f"({figures['act_ratio_to_lstm']:.2f}x lstm) | learn {figures['learn_frames_per_s']:>8.0f} frames/s "
-              f"({figures['learn_ratio_to_lstm']:.2f}x lstm)")
+              f"({figures['learn_ratio_to_lstm']:.2f}x lstm) | act in inference mode "
+              f"{figures['inference_mode_act_ratio']:.2f}x no_grad")
     print(json.dumps({"torch_threads": torch.get_num_threads(), **dataclasses.asdict(args), "results": results}))
 
 

@@ -4,6 +4,8 @@ In one run, with one set of actor processes (the Box-World RMC preset by default
 
 1. acting only: the learner hands every unroll straight back to its actor without
    reading it (the actors' ceiling: env stepping plus CPU inference plus the plumbing);
+   then the learner's first two updates are timed apart (where a compiled learner compiles
+   and records its graphs);
 2. training: the same actors with the learner gathering batches, running V-trace, taking
    optimizer steps and publishing weights;
 3. learner only: repeated updates on one gathered batch (the learner's ceiling on its
@@ -25,10 +27,23 @@ from typing import Literal
 
 import torch
 
+from agents.trajectory import Trajectory
 from launch.cli import BadInput, cores_minus_one, first_paragraph, parse_options, run_command
 from launch.impala.buffers import split_batch
 from launch.impala.config import PRESETS, config_from_preset
 from launch.train import Trainer
+
+
+def start_actors(trainer: Trainer, limit_s: float = 240.0) -> float:
+    """Acts (without learning) until every actor has had time for three unrolls, so that
+    actors that compile their acting step (``compile_acting``) have compiled; returns the
+    seconds it took (at most ``limit_s``)."""
+    config = trainer.config
+    needed = trainer.counters.step + 3 * config.num_actors * config.envs_per_actor * config.unroll_length
+    start = time.perf_counter()
+    while trainer.counters.step < needed and time.perf_counter() - start < limit_s:
+        trainer.run_loop(learn=False, duration_s=1.0)
+    return time.perf_counter() - start
 
 
 def measure(trainer: Trainer, learn: bool, seconds: float, warmup_seconds: float) -> float:
@@ -39,16 +54,33 @@ def measure(trainer: Trainer, learn: bool, seconds: float, warmup_seconds: float
     return (trainer.counters.step - start_step) / (time.perf_counter() - start)
 
 
-def learner_only(trainer: Trainer, seconds: float) -> float:
-    """Steps per second of learner updates on one batch that is already gathered."""
-    assert trainer.learner is not None
+def gathered_batch(trainer: Trainer) -> tuple[Trajectory, tuple[torch.Tensor, ...]]:
+    """One update's batch, gathered from the actors onto the learner device."""
     config, pool = trainer.config, trainer.pool
     while len(pool.ready) < config.unrolls_per_batch:
         pool.poll(timeout=0.5)
     slots = pool.take(config.unrolls_per_batch)
     trajectory, state, _ = trainer.buffers.gather(slots, trainer.device)
     pool.release(slots)
-    trajectory, state = split_batch(trajectory, state, config.updates_per_batch)[0]  # one update's batch
+    return split_batch(trajectory, state, config.updates_per_batch)[0]
+
+
+def compile_learner(trainer: Trainer) -> float:
+    """Seconds of the learner's first two updates (a compiled learner compiles and records
+    its graphs there), so that no measured phase contains them."""
+    assert trainer.learner is not None
+    trajectory, state = gathered_batch(trainer)
+    start = time.perf_counter()
+    for _ in range(2):
+        trainer.learner.update(trajectory, state)
+    synchronise(trainer.device)
+    return time.perf_counter() - start
+
+
+def learner_only(trainer: Trainer, seconds: float) -> float:
+    """Steps per second of learner updates on one batch that is already gathered."""
+    assert trainer.learner is not None
+    trajectory, state = gathered_batch(trainer)
     trainer.learner.update(trajectory, state)
     synchronise(trainer.device)
     updates, start = 0, time.perf_counter()
@@ -56,7 +88,7 @@ def learner_only(trainer: Trainer, seconds: float) -> float:
         trainer.learner.update(trajectory, state)
         updates += 1
     synchronise(trainer.device)
-    return updates * config.steps_per_update / (time.perf_counter() - start)
+    return updates * trainer.config.steps_per_update / (time.perf_counter() - start)
 
 
 def synchronise(device: torch.device) -> None:
@@ -81,7 +113,13 @@ class TrainThroughputOptions:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where the learner runs."""
     compile_core: bool = False
-    """torch.compile the learner's RMC step (the compile falls in the training warm-up)."""
+    """torch.compile the learner's RMC step."""
+    compile_update: Literal["auto", "on", "off"] = "auto"
+    """Compile the learner's gradient steps whole (launch.train's --compile-update); the
+    compile is timed before the training phase."""
+    compile_acting: Literal["auto", "on", "off"] = "auto"
+    """Compile the actors' acting step (launch.train's --compile-acting); the compile falls
+    before the acting phase."""
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -92,7 +130,8 @@ def main() -> None:
     args = parse_options(TrainThroughputOptions, None, prog="benchmarks/train_throughput.py",
                          description=first_paragraph(__doc__))
     overrides = {"num_actors": args.num_actors, "total_steps": 10**12, "log_interval_s": 10**9,
-                 "checkpoint_interval_s": 10**9, "device": args.device, "compile_core": args.compile_core}
+                 "checkpoint_interval_s": 10**9, "device": args.device, "compile_core": args.compile_core,
+                 "compile_update": args.compile_update, "compile_acting": args.compile_acting}
     if args.envs_per_actor is not None:
         overrides["envs_per_actor"] = args.envs_per_actor
         overrides["batch_size"] = max(1, PRESETS[args.preset].get("batch_size", 16) // args.envs_per_actor) * args.envs_per_actor
@@ -103,8 +142,14 @@ def main() -> None:
         print(f"{args.preset}: {config.num_actors} actors x {config.envs_per_actor} games, unroll {config.unroll_length}, "
               f"batch {config.batch_size}, learner on {trainer.device} ({torch.get_num_threads()} threads)"
               f"{', compiled RMC step' if config.compile_core else ''}")
+        started_s = start_actors(trainer)
+        print(f"actors' first three unrolls: {started_s:.1f} s")
         acting = measure(trainer, learn=False, seconds=args.seconds, warmup_seconds=args.warmup_seconds)
         print(f"acting only      {acting:10,.0f} steps/s")
+        assert trainer.learner is not None
+        prepare_s = compile_learner(trainer)
+        print(f"learner's first two updates: {prepare_s:.1f} s "
+              f"({'compiled gradient steps' if trainer.learner.compiled else 'eager gradient steps'})")
         training = measure(trainer, learn=True, seconds=args.seconds, warmup_seconds=args.warmup_seconds)
         print(f"training         {training:10,.0f} steps/s")
         learner = learner_only(trainer, seconds=min(args.seconds, 10.0))
@@ -113,6 +158,7 @@ def main() -> None:
         print(f"ratio training / acting = {ratio:.2f} (target >= 0.7)")
         print(json.dumps({"preset": args.preset, "num_actors": config.num_actors, "envs_per_actor": config.envs_per_actor,
                           "device": str(trainer.device), "compile_core": config.compile_core,
+                          "compile_update": trainer.learner.compiled, "first_updates_s": prepare_s,
                           "acting_steps_per_s": acting, "training_steps_per_s": training,
                           "learner_only_steps_per_s": learner, "ratio": ratio}))
     finally:

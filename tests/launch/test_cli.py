@@ -104,7 +104,8 @@ def test_run_command_turns_bad_input_into_one_line_and_exit_2(capsys: pytest.Cap
 COMMAND_OPTIONS = [EvaluateOptions, WatchOptions, PlayConfig, PlotOptions, BoxWorldPhasesOptions, LossBalanceOptions,
                    PolicyDriftOptions, ExportOptions]
 BENCHMARK_OPTIONS = {"env_throughput": "EnvThroughputOptions", "games_per_actor": "GamesPerActorOptions",
-                     "learning_suite": "SuiteOptions", "nth_farthest": "NthFarthestOptions",
+                     "learner_update": "LearnerUpdateOptions", "learning_suite": "SuiteOptions",
+                     "nth_farthest": "NthFarthestOptions",
                      "policy_speed": "PolicySpeedOptions", "ray_overhead": "RayOverheadOptions",
                      "rmc_speed": "RmcSpeedOptions", "train_throughput": "TrainThroughputOptions"}
 
