@@ -15,9 +15,10 @@
 #    each (the paper's 8 x 16 setting for the RMC and the LSTM, and the reduced 4 x 4 task,
 #    both questions, at the paper's batch of 1600); they take NTH_MINUTES + 1.5 minutes more.
 #
-# Writes speed.txt (and one log per N-th farthest run and nth.tgz) under $OUT. Nothing here
-# fails the script: each part has its own time limit, and a part that breaks is reported in
-# its log while the rest runs. Environment: PYTHON (default python3), DEVICE (default cuda),
+# Writes speed.txt, learner_update.txt (and one log per N-th farthest run and nth.tgz) under
+# $OUT; if the compiled learner's benchmark does not finish in its limit, the end-to-end runs
+# use the eager learner. Nothing here fails the script: each part has its own time limit, and
+# a part that breaks is reported in its log while the rest runs. Environment: PYTHON (default python3), DEVICE (default cuda),
 # ACTORS (default: the cores minus one), NTH_MINUTES (default 3.5).
 set -u
 out=${OUT:-runs/gpu_checks}
@@ -35,11 +36,15 @@ stamp() { echo "== $(date -u +%T) $*"; }
     echo "CPU cores: $(nproc)"
     $py -c "import torch, gymnasium; print('torch', torch.__version__, 'gymnasium', gymnasium.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
     stamp "learner_update boxworld-rmc-gpu: compiled against eager"
-    timeout 270 $py benchmarks/learner_update.py --device "$device" --preset boxworld-rmc-gpu --rounds 2 --seconds 4
+    timeout 270 $py benchmarks/learner_update.py --device "$device" --preset boxworld-rmc-gpu --rounds 2 --seconds 4 \
+        | tee "$out/learner_update.txt"
+    # if the compiled learner did not finish in time, take the end-to-end figures with the eager one
+    compile_update=auto
+    grep -q '"compiled_steps_per_s"' "$out/learner_update.txt" || compile_update=off
     for preset in boxworld-rmc-gpu boxworld-easy-rmc-gpu; do
-        stamp "train_throughput $preset, $actors actors"
+        stamp "train_throughput $preset, $actors actors, --compile-update $compile_update"
         timeout 150 $py benchmarks/train_throughput.py --device "$device" --preset $preset --num-actors "$actors" \
-            --seconds 8 --warmup-seconds 3
+            --seconds 8 --warmup-seconds 3 --compile-update $compile_update
     done
     if [ "${RMC_SPEED:-0}" = 1 ]; then
         stamp "rmc_speed, float32"
