@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -17,3 +18,9 @@ def load_benchmark(name: str) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
+
+
+def run_benchmark(name: str, *arguments: str, timeout: float) -> subprocess.CompletedProcess:
+    """``python benchmarks/<name>.py *arguments`` from the repository root, output captured."""
+    command = [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), *arguments]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)

@@ -17,11 +17,10 @@ the policy over T steps, V-trace and the loss terms) becomes one graph whose bac
 compiled with it, and the clip, the guard and the optimiser's step a second graph. On a CUDA
 device both are compiled in "reduce-overhead" mode, which records them as CUDA graphs and
 replays them: the update's hundreds of small kernels per time step are launched by one call
-each (as LeanRL does for PPO). That
-needs static shapes (a new unroll length or batch size compiles and records again), an
-optimiser whose step count lives on the device (``capturable=True``) and the learning rate as
-a device tensor changed in place (:func:`set_learning_rate`), all of which the learner
-arranges. The compile is paid once, at the first update, and it is long for the RMC: the
+each (as LeanRL does for PPO). That needs static shapes (a new unroll length or batch size
+compiles and records again), an optimiser whose step count lives on the device
+(``capturable=True``) and the learning rate as a device tensor changed in place
+(:func:`set_learning_rate`), all of which the learner arranges. The compile is paid once, at the first update, and it is long for the RMC: the
 unrolled graph of the Box-World preset (T = 40) took 7 minutes to compile on a 2-core CPU,
 seconds from the inductor's cache afterwards (docs/results.md, "Learner update").
 """

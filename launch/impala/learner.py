@@ -181,8 +181,8 @@ class Learner:
             epochs += 1
         assert sums is not None  # the first epoch always steps
         *values, failed = torch.cat([sums / steps, step.failed.to(sums.dtype).reshape(1)]).tolist()  # one sync
+        metrics = dict(zip(METRICS, values))  # means over the steps taken
         if failed:
-            metrics = dict(zip(METRICS, values))
             loss, grad_norm = metrics["loss_total"], metrics["grad_norm"]
             what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {grad_norm}"
             raise NonFiniteLossError(f"{what} at update {self.updates + 1} (its steps were undone)")
@@ -194,7 +194,6 @@ class Learner:
         if update_observation_normalization is not None:
             update_observation_normalization(trajectory.obs)
         self.updates += 1
-        metrics = dict(zip(METRICS, values))  # means over the steps taken
         self._adapt_to_kl(metrics["behaviour_kl"])
         metrics["learning_rate"] = learning_rate
         metrics["epochs"] = float(epochs)
@@ -244,15 +243,12 @@ class Learner:
         """Restore the optimiser and the update count (the schedule follows from them; a
         ``scheduler`` entry of older checkpoints is not needed). A checkpoint of a compiled
         learner loads into an eager one and the other way round."""
-        rates = [group["lr"] for group in self.optimizer.param_groups]
+        rates = [group["lr"] for group in self.optimizer.param_groups]  # this learner's kind of rate
         self.optimizer.load_state_dict(state["optimizer"])
+        saved = float(self.optimizer.param_groups[0]["lr"])  # the learner gives every group one rate
         for group, rate in zip(self.optimizer.param_groups, rates):
-            saved, group["lr"] = float(group["lr"]), rate
-            if isinstance(rate, torch.Tensor):
-                rate.fill_(saved)
-            else:
-                group["lr"] = saved
-            group["capturable"] = self._capturable
+            group["lr"], group["capturable"] = rate, self._capturable
+        set_learning_rate(self.optimizer, saved)
         place_step_counts(self.optimizer)
         initialise_optimizer_state(self.optimizer)
         self.updates = int(state["updates"])

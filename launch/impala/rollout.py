@@ -24,6 +24,7 @@ from launch.impala.buffers import RolloutBuffers
 from launch.impala.config import TrainConfig
 from launch.impala.env_factory import EpisodeRecord, episode_stats, make_vector_env
 
+
 def compiles_acting(config: TrainConfig) -> bool:
     """Whether actors compile their acting step: ``compile_acting`` 'on' or 'off', or for
     'auto' when the run's learner is on a CUDA device (a GPU machine, where the actors set the

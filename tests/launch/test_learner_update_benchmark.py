@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import gymnasium as gym
 import numpy as np
@@ -14,7 +12,7 @@ import torch
 from launch.impala.config import config_from_preset
 from launch.impala.learner import Learner
 from launch.impala.policy_factory import build_policy
-from tests.benchmark_scripts import REPO, load_benchmark
+from tests.benchmark_scripts import load_benchmark, run_benchmark
 
 benchmark = load_benchmark("learner_update")
 OBSERVATIONS = gym.spaces.Box(0, 255, (14, 14, 3), np.uint8)
@@ -42,17 +40,15 @@ def test_an_eager_update_dispatches_operations_the_count_sees() -> None:
 
 
 def test_a_bad_preset_is_one_line_and_exit_code_2() -> None:
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "learner_update.py"), "--preset", "nope"],
-                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    result = run_benchmark("learner_update", "--preset", "nope", timeout=120)
     assert result.returncode == 2 and "--preset must be one of" in result.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_a_smoke_run_prints_both_rates_and_operation_counts() -> None:
-    command = [sys.executable, str(REPO / "benchmarks" / "learner_update.py"), "--preset", "boxworld-easy-lstm",
-               "--rounds", "1", "--seconds", "0.5"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1100, cwd=REPO)
+    result = run_benchmark("learner_update", "--preset", "boxworld-easy-lstm", "--rounds", "1", "--seconds", "0.5",
+                           timeout=1100)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["eager_steps_per_s"] > 0 and summary["compiled_steps_per_s"] > 0
