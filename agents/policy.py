@@ -174,10 +174,10 @@ class ActorCritic(nn.Module):
         observation_normalization: normalise Box vector observations by running per-feature
             statistics (``agents.normalization.ObservationNormalizer``); off by default.
         lstm_output_norm: layer-normalise the LSTM's output ``h`` before the heads (LSTM
-            only; off by default). ``h`` starts small (a standard deviation of about 0.03 at
-            initialisation), and a step of Adam, whose size does not depend on the scale of a
-            layer's input, then moves the heads' outputs little: the normalised ``h`` reaches
-            the heads at unit scale.
+            only; off here, on in ``launch.train``'s defaults). ``h`` starts small (a standard
+            deviation of about 0.03 at initialisation), and a step of Adam, whose size does not
+            depend on the scale of a layer's input, then moves the heads' outputs little: the
+            normalised ``h`` reaches the heads at unit scale.
 
     Raises:
         ValueError: for an unknown core, preset or option.

@@ -66,8 +66,8 @@ def test_each_task_has_an_rmc_and_an_lstm_preset(task: str) -> None:
 
 def test_the_game_presets_keep_the_agent_and_loss_they_were_measured_with() -> None:
     default = TrainConfig()
-    assert (default.use_previous_action_reward, default.advantage_normalization, default.lr_kl_target) == (
-        True, False, None)
+    assert (default.use_previous_action_reward, default.advantage_normalization, default.lstm_output_norm,
+            default.lr_kl_target) == (True, True, True, None)
     for name in PRESETS:
         preset = config_from_preset(name)
         assert preset.use_previous_action_reward and preset.num_epochs == 1 and preset.lr_kl_target is None
