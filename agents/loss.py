@@ -24,6 +24,22 @@ batch, up to 21% while the success rises fastest; docs/results.md, "Easy Box-Wor
 With several epochs per batch (``num_epochs``, the default 4) it binds on many more: it is
 then what keeps the later epochs near the actors' policy.
 
+``pg_clip_reference = "update"`` (decoupled PPO, Hilton et al. 2021, "Batch size-invariance
+for policy optimization") clips the ratio against the *proximal* policy ``pi_prox``, the
+learner's own policy at the start of the update, instead of the actors' ``mu``, and corrects
+for the actors' policy with a separate, truncated importance weight:
+``policy_loss = -sum(w_t * min(r_t * A_t, clip(r_t, 1 - c, 1 + c) * A_t))`` with
+``r_t = pi / pi_prox`` and ``w_t = min(rho-bar_pg, pi_prox / mu)``. Clipped against ``mu``,
+the clip range is spent on the policy lag before the update takes a step: the actors' data
+is several updates old in an asynchronous run (4 updates of 4 gradient steps in the
+learning suite's runs on 2 cores), and 40-60% of the samples of the early CartPole and
+Acrobot updates were outside the clip (mean over their epochs). Clipped against
+``pi_prox``, every update starts with all ratios at 1 and the clip bounds that update's own
+movement, however old the data.
+The caller passes ``pi_prox``'s log-probabilities (``proximal_log_prob``), taken at the
+update's first epoch; without them the current policy is its own proximal policy (the first
+epoch's ratio is 1 and its gradient ``w_t * A_t * grad log pi``).
+
 Episode boundaries (see ``agents.trajectory``): the discount is ``discount * (1 -
 terminated)``, so termination cuts the return and truncation bootstraps from the value of
 the episode's final observation (which NEXT_STEP autoreset stores at ``obs[t + 1]``). The
@@ -74,6 +90,10 @@ class LossConfig:
     """Normalise the policy-gradient advantages over the batch's valid transitions to mean 0
     and standard deviation 1 (as PPO and Sample Factory do); False: divide them by PopArt's
     scale (1 without PopArt)."""
+    pg_clip_reference: Literal["behaviour", "update"] = "behaviour"
+    """What ``pg_ratio_clip`` clips the ratio against: the actors' policy ``mu`` (asynchronous
+    PPO) or the learner's policy at the start of the update, with a truncated importance
+    weight for ``mu`` (decoupled PPO; see the module docstring)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.discount <= 1.0:
@@ -86,6 +106,8 @@ class LossConfig:
             raise ValueError(f"pg_ratio_clip must be in (0, 1) or None, got {self.pg_ratio_clip}")
         if not 0.0 <= self.vtrace_lambda <= 1.0:
             raise ValueError(f"vtrace_lambda must be in [0, 1], got {self.vtrace_lambda}")
+        if self.pg_clip_reference not in ("behaviour", "update"):
+            raise ValueError(f"pg_clip_reference must be 'behaviour' or 'update', got {self.pg_clip_reference!r}")
 
 
 class LossOutput(NamedTuple):
@@ -106,12 +128,15 @@ class LossOutput(NamedTuple):
             KL divergence. ``mean_importance_weight`` cannot show this: its expectation under
             ``mu`` is 1 whatever ``pi`` is. It rose before an easy Box-World collapse, but
             to values that healthy learning also reaches (docs/results.md, "Diagnostics").
-        pg_clipped_fraction: share of valid transitions whose ratio pi/mu lies outside
-            ``[1 - c, 1 + c]`` for ``pg_ratio_clip = c`` (0 when it is None).
+        pg_clipped_fraction: share of valid transitions whose clipped ratio (pi/mu, or
+            pi/pi_prox with ``pg_clip_reference = "update"``) lies outside ``[1 - c, 1 + c]``
+            for ``pg_ratio_clip = c`` (0 when it is None).
         value_scale: the scale ``sigma`` the value error and the advantages were divided by
             (PopArt's; 1 for a policy without value normalisation).
         value_targets: ``[T, B]`` the V-trace targets ``v_s`` (detached, unnormalised), which
             the learner feeds to PopArt's statistics after the step.
+        log_prob: ``[T, B]`` ``log pi(a_t|x_t)`` of the policy that computed the loss
+            (detached): the proximal policy of the later epochs when taken at the first.
     """
 
     total: torch.Tensor
@@ -125,6 +150,7 @@ class LossOutput(NamedTuple):
     pg_clipped_fraction: torch.Tensor
     value_scale: torch.Tensor
     value_targets: torch.Tensor
+    log_prob: torch.Tensor
 
 
 def sampled_kl(log_ratio: torch.Tensor) -> torch.Tensor:
@@ -140,6 +166,7 @@ def impala_loss(
     trajectory: Trajectory,
     initial_state: tuple[torch.Tensor, ...],
     config: LossConfig,
+    proximal_log_prob: torch.Tensor | None = None,
 ) -> LossOutput:
     """Re-runs ``policy`` over ``trajectory`` and returns the IMPALA loss.
 
@@ -148,6 +175,8 @@ def impala_loss(
         trajectory: ``T`` transitions, ``T + 1`` observations, time-major.
         initial_state: the core state at ``obs[0]`` (what the actor stored).
         config: loss coefficients.
+        proximal_log_prob: ``[T, B]`` log-probabilities of the actions under the proximal
+            policy (``pg_clip_reference = "update"`` only; None: the current policy's).
 
     Returns:
         ``LossOutput``.
@@ -199,7 +228,14 @@ def impala_loss(
         surrogate = target_log_prob * advantages
         clipped = torch.zeros_like(weight)
     else:
-        ratio = torch.exp(torch.where(valid, target_log_prob - trajectory.behaviour_log_prob, 0.0))
+        reference = trajectory.behaviour_log_prob
+        if config.pg_clip_reference == "update":
+            reference = target_log_prob.detach() if proximal_log_prob is None else proximal_log_prob
+            off_policy = torch.exp(torch.where(valid, reference - trajectory.behaviour_log_prob, 0.0))
+            if config.clip_pg_rho_threshold is not None:
+                off_policy = off_policy.clamp(max=config.clip_pg_rho_threshold)
+            advantages = advantages * off_policy
+        ratio = torch.exp(torch.where(valid, target_log_prob - reference, 0.0))
         low, high = 1.0 - config.pg_ratio_clip, 1.0 + config.pg_ratio_clip
         surrogate = torch.minimum(ratio * advantages, ratio.clamp(low, high) * advantages)
         clipped = ((ratio.detach() < low) | (ratio.detach() > high)).to(weight.dtype)
@@ -221,4 +257,5 @@ def impala_loss(
             pg_clipped_fraction=(clipped * weight).sum() / num_valid,
             value_scale=sigma,
             value_targets=targets.vs.detach(),
+            log_prob=target_log_prob.detach(),
         )

@@ -140,6 +140,14 @@ class TrainConfig:
     """PPO's clip c of the ratio pi/mu (learner's policy over the actors') in the policy term,
     on the V-trace advantage (asynchronous PPO, as Sample Factory's APPO; agents/loss.py); none:
     IMPALA's V-trace policy gradient."""
+    pg_clip_reference: Literal["update", "behaviour"] = "behaviour"
+    """What --pg-ratio-clip clips the ratio against: 'behaviour', the actors' policy (Sample
+    Factory's APPO), or 'update', the learner's own policy at the start of each update, with
+    the actors' policy corrected by a separate importance weight truncated at
+    clip_pg_rho_threshold (decoupled PPO, Hilton et al. 2021; agents/loss.py). The actors'
+    data is several updates old (4 updates in the learning suite's runs on 2 cores): against
+    it, 40-60% of the early updates' samples were already outside the clip, which then bounds
+    the lag rather than the update."""
     loss_reduction: Literal["sum", "mean"] = "mean"
     """Sum the loss over time and batch (IMPALA) or average it over valid transitions."""
     value_normalization: Literal["popart", "none"] = "popart"
@@ -348,7 +356,8 @@ class TrainConfig:
 _LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_pooling": "flatten",
                                     "pg_ratio_clip": None, "value_normalization": "none",
                                     "advantage_normalization": False, "observation_normalization": False,
-                                    "num_epochs": 1, "lstm_output_norm": False, "lr_kl_target": None}
+                                    "num_epochs": 1, "lstm_output_norm": False, "lr_kl_target": None,
+                                    "pg_clip_reference": "behaviour"}
 """Values of fields missing from configs saved before those fields existed."""
 
 
@@ -376,7 +385,8 @@ _OPTIMISER = {"optimizer": "adam", "loss_reduction": "mean", "lr_schedule": "con
 # (docs/results.md, "Learning out of the box"; docs/learning.md).
 _AS_MEASURED = {"value_normalization": "none", "advantage_normalization": False, "pg_ratio_clip": None,
                 "num_epochs": 1, "lr_kl_target": None, "lstm_output_norm": False,
-                "observation_normalization": False, "use_previous_action_reward": True}
+                "observation_normalization": False, "use_previous_action_reward": True,
+                "pg_clip_reference": "behaviour"}
 
 _TASKS: dict[str, dict[str, Any]] = {
     # A first run: 20 minutes on a laptop CPU, the learning rate falling linearly to 0 over them

@@ -77,11 +77,13 @@ class GradientStep:
         """Clears the non-finite flag: call before an update's first step."""
         self.failed.zero_()
 
-    def loss(self, trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...]) -> LossOutput:
-        """The IMPALA loss of the current weights on a (mini)batch (with its graph)."""
+    def loss(self, trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...],
+             proximal_log_prob: torch.Tensor | None = None) -> LossOutput:
+        """The IMPALA loss of the current weights on a (mini)batch (with its graph);
+        ``proximal_log_prob`` as in ``agents.loss.impala_loss``."""
         if self._cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        loss = self._loss(trajectory, tuple(initial_state))
+        loss = self._loss(trajectory, tuple(initial_state), proximal_log_prob)
         if self._cuda_graphs:  # a graph's outputs are overwritten by its next replay
             loss = LossOutput(*(value if name == "total" else value.clone()
                                 for name, value in zip(LossOutput._fields, loss)))
@@ -98,8 +100,9 @@ class GradientStep:
             grad_norm = grad_norm.clone()
         return torch.stack([total] + [getattr(loss, name) for name in METRICS[1:-1]] + [grad_norm])
 
-    def _loss_eager(self, trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...]) -> LossOutput:
-        return impala_loss(self.policy, trajectory, initial_state, self.loss_config)
+    def _loss_eager(self, trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...],
+                    proximal_log_prob: torch.Tensor | None) -> LossOutput:
+        return impala_loss(self.policy, trajectory, initial_state, self.loss_config, proximal_log_prob)
 
     def _step_eager(self, total: torch.Tensor) -> torch.Tensor:
         grad_norm = nn.utils.clip_grad_norm_(self.parameters, self.grad_norm_clip)

@@ -22,6 +22,11 @@ and the vector observations' statistics towards the batch's observations. Before
 first step PopArt's statistics are set from the first batch's targets (Hessel et al. 2019
 update them before each step), so no step sees the initial ``sigma = 1``.
 
+With ``pg_clip_reference = "update"`` the clip is taken against the learner's policy at the
+start of the update (decoupled PPO, ``agents.loss``): the first epoch's log-probabilities of
+the batch's actions (with minibatches, each taken just before its own step) are kept and
+passed to the later epochs' losses as the proximal policy's.
+
 ``num_minibatches = M > 1`` splits each epoch's unrolls at random into M minibatches and
 steps on each (PPO's minibatches): M times the gradient steps for the same learner work.
 ``lr_kl_target`` adapts the learning rate to the measured actor-learner KL divergence after
@@ -63,6 +68,7 @@ def loss_config(config: TrainConfig) -> LossConfig:
         clip_rho_threshold=config.clip_rho_threshold, clip_pg_rho_threshold=config.clip_pg_rho_threshold,
         reward_clip=config.reward_clip, reduction=config.loss_reduction, pg_ratio_clip=config.pg_ratio_clip,
         advantage_normalization=config.advantage_normalization, vtrace_lambda=config.vtrace_lambda,
+        pg_clip_reference=config.pg_clip_reference,
     )
 
 
@@ -158,15 +164,26 @@ class Learner:
         steps = epochs = 0
         batch_size = trajectory.reset.shape[1]
         num_minibatches = min(self.config.num_minibatches, batch_size)
+        decoupled = self.loss_config.pg_ratio_clip is not None and self.loss_config.pg_clip_reference == "update"
+        proximal = torch.zeros_like(trajectory.behaviour_log_prob) if decoupled else None  # [T, B]
         stop = False
         for epoch in range(self.config.num_epochs):
             order = torch.randperm(batch_size) if num_minibatches > 1 else None
             for part in range(num_minibatches):
                 minibatch, minibatch_state = trajectory, initial_state
+                index = None
                 if order is not None:
                     index = order[part::num_minibatches].to(trajectory.reset.device)
                     minibatch, minibatch_state = select_games(trajectory, initial_state, index)
-                loss = step.loss(minibatch, minibatch_state)
+                minibatch_proximal = None  # the first epoch: the current policy is the proximal one
+                if proximal is not None and epoch > 0:
+                    minibatch_proximal = proximal if index is None else proximal[:, index]
+                loss = step.loss(minibatch, minibatch_state, minibatch_proximal)
+                if proximal is not None and epoch == 0:
+                    if index is None:
+                        proximal.copy_(loss.log_prob)
+                    else:
+                        proximal[:, index] = loss.log_prob
                 if (epoch > 0 and self.config.target_kl is not None
                         and float(loss.behaviour_kl) > self.config.target_kl):
                     stop = True  # the policy has moved far enough from the actors' on this batch
