@@ -101,7 +101,7 @@ class GradientStep:
         return torch.stack([total] + [getattr(loss, name) for name in METRICS[1:-1]] + [grad_norm])
 
     def _loss_eager(self, trajectory: Trajectory, initial_state: tuple[torch.Tensor, ...],
-                    proximal_log_prob: torch.Tensor | None) -> LossOutput:
+                    proximal_log_prob: torch.Tensor | None = None) -> LossOutput:
         return impala_loss(self.policy, trajectory, initial_state, self.loss_config, proximal_log_prob)
 
     def _step_eager(self, total: torch.Tensor) -> torch.Tensor:
