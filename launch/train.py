@@ -146,8 +146,12 @@ class Trainer:
         if checkpoint is not None:
             self.policy.load_state_dict(checkpoint["model"])
             self.counters = Counters(**checkpoint["counters"])
-        per_actor = buffers_per_actor(config.unrolls_per_batch, config.num_actors)
         local = config.backend == "local"  # Ray actors send arrays: the learner's slots need no shared memory
+        # A CPU learner sets the pace of a local run: one slot per actor keeps its data fresh
+        # (a Ray pool bounds its requests by ray_max_inflight instead).
+        cpu_learner = not (config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()))
+        per_actor = config.slots_per_actor or buffers_per_actor(config.unrolls_per_batch, config.num_actors,
+                                                                learner_sets_pace=local and cpu_learner)
         self.buffers = RolloutBuffers(config.num_actors * per_actor, config.unroll_length, config.envs_per_actor,
                                       observation_space, self.policy.action_shape, self.policy.action_dtype,
                                       self.policy.initial_state(config.envs_per_actor), shared=local)

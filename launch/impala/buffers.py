@@ -197,7 +197,18 @@ def split_batch(trajectory: Trajectory, state: tuple[torch.Tensor, ...], parts: 
             for first in range(0, games, width)]
 
 
-def buffers_per_actor(unrolls_per_batch: int, num_actors: int) -> int:
-    """Slots per actor so the learner can hold a full batch while every actor keeps one
-    slot to write into (no deadlock, acting overlaps learning)."""
+def buffers_per_actor(unrolls_per_batch: int, num_actors: int, learner_sets_pace: bool = False) -> int:
+    """Slots per actor: enough that the learner can hold a full batch while actors keep
+    slots to write into (no deadlock, acting overlaps learning).
+
+    With ``learner_sets_pace`` (a CPU learner), one slot each when the actors outnumber a
+    batch's unrolls: the actors whose slots the learner does not hold write the next batch
+    while it learns, and every further slot would only queue data, each queued batch adding
+    one update to the policy lag (with two slots per actor the learning suite's runs on 2
+    cores trained on data 4 updates old). Otherwise one slot more than an even share of a
+    batch, so every actor has a slot to write into while the learner holds a batch: where
+    the actors set the pace (a GPU learner) none of them then waits for the learner.
+    """
+    if learner_sets_pace and num_actors > unrolls_per_batch:
+        return 1
     return max(2, -(-unrolls_per_batch // num_actors) + 1)

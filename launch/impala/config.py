@@ -75,6 +75,13 @@ class TrainConfig:
     batch_size: int = 32
     """Unrolls (one per game) per learner update: a multiple of envs_per_actor (whole actor
     buffers per update), or a divisor of it (each buffer's games split over several updates)."""
+    slots_per_actor: int = 0
+    """Unroll buffers each local actor fills in turn (it writes one while the learner holds or
+    has queued the others). 0: one each when a CPU learner sets the pace and the actors
+    outnumber a batch's unrolls (each slot queued ahead of a batch adds an update to its
+    policy lag: with two per actor, runs on 2 cores trained on data 4 updates old), else one
+    more than an even share of a batch, so no actor waits for a fast learner
+    (launch/impala/buffers.py). The Ray backend bounds its requests by ray_max_inflight."""
     backend: Literal["local", "ray"] = "local"
     """Where the actors run: processes on this machine, or Ray actors spread over a Ray
     cluster (pip install '.[ray]'; see docs/ray.md)."""
@@ -278,6 +285,11 @@ class TrainConfig:
             raise ConfigError(f"lr_kl_target must be > 0 or unset, got {self.lr_kl_target}")
         if self.num_minibatches > self.batch_size:
             raise ConfigError(f"num_minibatches ({self.num_minibatches}) must be at most batch_size ({self.batch_size})")
+        if not isinstance(self.slots_per_actor, int) or self.slots_per_actor < 0:
+            raise ConfigError(f"slots_per_actor must be an integer >= 0, got {self.slots_per_actor!r}")
+        if 0 < self.slots_per_actor * self.num_actors < self.unrolls_per_batch:
+            raise ConfigError(f"slots_per_actor x num_actors ({self.slots_per_actor} x {self.num_actors}) must be at "
+                              f"least the actor buffers of one batch ({self.unrolls_per_batch}), or 0 (automatic)")
         if self.learner_threads < 0:
             raise ConfigError(f"learner_threads must be >= 0, got {self.learner_threads}")
         if not isinstance(self.best_window_episodes, int) or self.best_window_episodes < 0:
@@ -542,6 +554,6 @@ RESUME_OVERRIDABLE = frozenset({
     "total_steps", "time_limit_s", "num_actors", "log_interval_s", "checkpoint_interval_s", "keep_checkpoints",
     "best_window_episodes", "actor_timeout_s",
     "max_actor_restarts", "wandb", "wandb_mode", "wandb_project", "device", "record_interval_s", "record_max_steps",
-    "compile_core", "compile_update", "compile_acting",
+    "compile_core", "compile_update", "compile_acting", "slots_per_actor",
 })
 """Fields a ``--resume`` may change: how long and how the run goes on, not what it learns."""

@@ -201,3 +201,40 @@ def test_ratio_clip_stops_a_sample_pulling_further_once_its_ratio_left_the_range
         grad_log_pi[1] += 1.0
         expected[0] = -2.0 * reward * grad_log_pi
         torch.testing.assert_close(gradient, expected)
+
+
+@pytest.mark.parametrize("lag", [-math.log(2.0), math.log(2.0)])
+def test_clipped_against_the_update_start_the_first_epoch_is_impalas_gradient_whatever_the_lag(lag):
+    # The actors' mu(a) is half (or twice) the learner's pi(a): against mu the sample is clipped
+    # before the update moves; against the update's start its ratio is 1, and the truncated
+    # weight min(1, pi_prox / mu) is V-trace's policy-gradient weight.
+    policy = TablePolicy([0.0, 0.0])
+    trajectory = make_trajectory(policy, [0, 1], [False, False], [1], [10.0], [True], [False], off_policy=[lag])
+    behaviour, _ = policy_gradients(policy, trajectory, LossConfig(discount=0.9, entropy_cost=0.0, pg_ratio_clip=0.2))
+    assert behaviour.pg_clipped_fraction.item() == 1.0
+    update = LossConfig(discount=0.9, entropy_cost=0.0, pg_ratio_clip=0.2, pg_clip_reference="update")
+    decoupled, gradient = policy_gradients(policy, trajectory, update)
+    assert decoupled.pg_clipped_fraction.item() == 0.0
+    _, impala_gradient = policy_gradients(policy, trajectory, CONFIG)
+    torch.testing.assert_close(gradient, impala_gradient)
+    torch.testing.assert_close(decoupled.log_prob, torch.tensor([[log_prob(policy, 0, 1)]]))
+
+
+@pytest.mark.parametrize("reward", [10.0, -10.0])
+def test_clipped_against_the_update_start_a_later_epoch_clips_the_updates_own_movement(reward):
+    # The proximal policy (the update's start) is the actors' and pi(a) has doubled since: the
+    # clip binds as it does against mu, with the importance weight pi_prox / mu = 1.
+    policy = TablePolicy([0.0, 0.0])
+    trajectory = make_trajectory(policy, [0, 1], [False, False], [1], [reward], [True], [False],
+                                 off_policy=[-math.log(2.0)])
+    config = LossConfig(discount=0.9, entropy_cost=0.0, pg_ratio_clip=0.2)
+    expected_loss, expected = policy_gradients(policy, trajectory, config)
+    policy.zero_grad()
+    update = LossConfig(discount=0.9, entropy_cost=0.0, pg_ratio_clip=0.2, pg_clip_reference="update")
+    loss = impala_loss(policy, trajectory, (), update, proximal_log_prob=trajectory.behaviour_log_prob)
+    loss.total.backward()
+    assert loss.pg_clipped_fraction.item() == 1.0
+    assert loss.policy_loss.item() == pytest.approx(expected_loss.policy_loss.item())
+    torch.testing.assert_close(policy.logits.grad, expected)
+    with pytest.raises(ValueError, match="pg_clip_reference must be 'behaviour' or 'update', got 'actor'"):
+        LossConfig(pg_clip_reference="actor")

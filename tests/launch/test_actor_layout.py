@@ -159,6 +159,10 @@ def test_space_layouts_and_unsupported_spaces() -> None:
     assert set(buffers.obs) == {"image", "pair"} and buffers.obs["image"].shape == (2, 6, 3, 2, 2, 3)
     assert buffers_per_actor(unrolls_per_batch=8, num_actors=2) == 5
     assert buffers_per_actor(unrolls_per_batch=1, num_actors=4) == 2
+    # a CPU learner sets the pace: one slot each while the actors outnumber a batch's unrolls
+    assert buffers_per_actor(unrolls_per_batch=1, num_actors=2, learner_sets_pace=True) == 1
+    assert buffers_per_actor(unrolls_per_batch=2, num_actors=2, learner_sets_pace=True) == 2
+    assert buffers_per_actor(unrolls_per_batch=8, num_actors=2, learner_sets_pace=True) == 5
 
 
 def test_env_factory_uses_the_batch_native_vector_env_when_registered() -> None:

@@ -121,6 +121,9 @@ def test_resume_takes_no_preset(capsys: pytest.CaptureFixture[str]) -> None:
         ({"adam_beta2": 1.0}, "adam_beta2 must be in [0, 1), got 1.0"),
         ({"adam_beta1": -0.1}, "adam_beta1 must be in [0, 1), got -0.1"),
         ({"pg_ratio_clip": 0.0}, "pg_ratio_clip must be in (0, 1) or unset, got 0.0"),
+        ({"slots_per_actor": -1}, "slots_per_actor must be an integer >= 0, got -1"),
+        ({"slots_per_actor": 1, "num_actors": 1, "envs_per_actor": 16, "batch_size": 32},
+         "slots_per_actor x num_actors (1 x 1) must be at least the actor buffers of one batch (2)"),
         ({"bogus": 1}, "unknown config keys ['bogus']"),
     ],
 )
@@ -153,12 +156,14 @@ def test_configs_saved_before_a_field_existed_rebuild_their_agent() -> None:
     # the loss settings added since: a run saved without them resumes with the loss it had
     plain = TrainConfig(env="CartPole-v1").to_json()
     for name in ("pg_ratio_clip", "value_normalization", "advantage_normalization", "observation_normalization",
-                 "num_epochs", "vtrace_lambda", "target_kl", "lstm_output_norm", "lr_kl_target", "num_minibatches"):
+                 "num_epochs", "vtrace_lambda", "target_kl", "lstm_output_norm", "lr_kl_target", "num_minibatches",
+                 "pg_clip_reference"):
         del plain[name]
     old = TrainConfig.from_saved_json(plain)
     assert (old.pg_ratio_clip, old.value_normalization, old.advantage_normalization, old.observation_normalization,
             old.num_epochs, old.vtrace_lambda, old.target_kl, old.lstm_output_norm, old.lr_kl_target,
-            old.num_minibatches) == (None, "none", False, False, 1, 1.0, None, False, None, 1)
+            old.num_minibatches, old.pg_clip_reference) == (None, "none", False, False, 1, 1.0, None, False, None, 1,
+                                                            "behaviour")
     with pytest.raises(ConfigError, match="unknown config keys"):
         TrainConfig.from_saved_json({**saved, "no_such_field": 1})
 

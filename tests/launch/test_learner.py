@@ -161,6 +161,35 @@ def test_minibatches_take_that_many_steps_per_epoch_on_disjoint_games() -> None:
         TrainConfig(env="CartPole-v1", batch_size=4, envs_per_actor=4, num_minibatches=5).validate()
 
 
+@pytest.mark.parametrize("num_minibatches", [1, 2])
+def test_clipped_against_the_update_start_later_epochs_get_the_first_epochs_log_probs(num_minibatches: int) -> None:
+    learner = make_learner(num_epochs=3, num_minibatches=num_minibatches, pg_ratio_clip=0.2,
+                           pg_clip_reference="update")
+    assert learner.loss_config.pg_clip_reference == "update"
+    step, calls = learner.gradient_step, []
+    compute = step.loss
+
+    def recording_loss(minibatch, state, proximal_log_prob=None):
+        loss = compute(minibatch, state, proximal_log_prob)
+        calls.append((minibatch.behaviour_log_prob, proximal_log_prob, loss.log_prob))
+        return loss
+
+    step.loss = recording_loss
+    update(learner)
+    first = calls[:num_minibatches]
+    assert all(proximal is None for _, proximal, _ in first)  # the first epoch is its own proximal policy
+    by_game = {tuple(behaviour[:, game].tolist()): log_prob[:, game]  # a game's unroll: its first-epoch log-probs
+               for behaviour, _, log_prob in first for game in range(behaviour.shape[1])}
+    assert len(by_game) == 4
+    for behaviour, proximal, log_prob in calls[num_minibatches:]:
+        for game in range(behaviour.shape[1]):
+            torch.testing.assert_close(proximal[:, game], by_game[tuple(behaviour[:, game].tolist())])
+        assert not torch.equal(log_prob, proximal)  # the policy moved since the update's start
+    assert len(calls) == 3 * num_minibatches
+    behaviour_learner = make_learner(num_epochs=2, pg_ratio_clip=0.2)
+    assert behaviour_learner.loss_config.pg_clip_reference == "behaviour"
+
+
 def test_select_games_takes_the_same_games_from_every_leaf_and_the_core_state() -> None:
     learner = make_learner()
     trajectory = random_trajectory(learner.policy, steps=5, batch_size=4, seed=3)
