@@ -394,11 +394,13 @@ _OPTIMISER = {"optimizer": "adam", "loss_reduction": "mean", "lr_schedule": "con
 # the schedule's learning rate. The defaults (PopArt, the PPO-clipped policy term, 4 epochs)
 # are measured on the learning suite's tasks; on the games, where
 # the learner is the bottleneck on a CPU, 4 epochs cost 4x the learner's time per frame
-# (docs/results.md, "Learning out of the box"; docs/learning.md).
+# (docs/results.md, "Learning out of the box"; docs/learning.md). They also keep two buffer
+# slots per actor, with which they were measured (the -gpu variants take the automatic
+# count, which is two on a GPU).
 _AS_MEASURED = {"value_normalization": "none", "advantage_normalization": False, "pg_ratio_clip": None,
                 "num_epochs": 1, "lr_kl_target": None, "lstm_output_norm": False,
                 "observation_normalization": False, "use_previous_action_reward": True,
-                "pg_clip_reference": "behaviour"}
+                "pg_clip_reference": "behaviour", "slots_per_actor": 2}
 
 _TASKS: dict[str, dict[str, Any]] = {
     # A first run: 20 minutes on a laptop CPU, the learning rate falling linearly to 0 over them
@@ -439,7 +441,7 @@ _EASY_RMC_EXTRA = {"pg_ratio_clip": 0.2, "learning_rate": 6e-4, "batch_size": 32
 # actor: the actors set the pace on a GPU machine, and the Box-World RMC actor costs 184 us of
 # CPU a frame at 64 games against 283 at 16 (benchmarks/games_per_actor.py). The batch-32
 # presets stay the papers' setting.
-_GPU_BATCH = {"batch_size": 256, "envs_per_actor": 64}
+_GPU_BATCH = {"batch_size": 256, "envs_per_actor": 64, "slots_per_actor": 0}
 
 
 def _make_presets() -> dict[str, dict[str, Any]]:

@@ -73,6 +73,7 @@ def test_the_game_presets_keep_the_agent_and_loss_they_were_measured_with() -> N
         assert preset.use_previous_action_reward and preset.num_epochs == 1 and preset.lr_kl_target is None
         assert not (preset.advantage_normalization or preset.observation_normalization or preset.lstm_output_norm)
         assert preset.value_normalization == "none"
+        assert preset.slots_per_actor == (0 if name.endswith("-gpu") else 2)
 
 
 def test_command_line_overrides_the_preset() -> None:
