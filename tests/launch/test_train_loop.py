@@ -79,3 +79,34 @@ def test_compile_core_with_an_lstm_core_trains_as_without_it() -> None:
         assert trainer.counters.updates == 1 and type(trainer.policy.core).forward is forward
     finally:
         trainer.close()
+
+
+def test_a_cpu_learner_gives_each_actor_one_slot_so_its_data_is_at_most_two_updates_old() -> None:
+    # 2 actors, one buffer per batch: one slot each (a second would only queue older data).
+    # An actor acts with the weights published when its slot came back, while the learner
+    # trains on the other actor's slot: at most 2 updates behind when its own is taken.
+    config = small_config(num_actors=2, envs_per_actor=4, batch_size=4, total_steps=200, device="cpu")
+    trainer = Trainer(config, run=None, log=lambda text: None)
+    try:
+        assert trainer.buffers.num_buffers == 2
+        trainer.start()
+        lags: list[int] = []
+        gather = trainer.buffers.gather
+
+        def recording_gather(slots, device):
+            trajectory, state, versions = gather(slots, device)
+            lags.append(trainer.learner.updates - int(versions.min()))
+            return trajectory, state, versions
+
+        trainer.buffers.gather = recording_gather
+        trainer.run_loop(learn=True, duration_s=120.0)
+        assert trainer.counters.updates == len(lags) == 10  # no deadlock
+        assert 0 <= min(lags) and max(lags) <= 2
+    finally:
+        trainer.close()
+    explicit = Trainer(small_config(num_actors=2, envs_per_actor=4, batch_size=4, slots_per_actor=3, device="cpu"),
+                       run=None, log=lambda text: None)
+    try:
+        assert explicit.buffers.num_buffers == 6
+    finally:
+        explicit.close()
