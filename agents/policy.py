@@ -17,8 +17,8 @@ How the core receives its input (``N = T * B`` observations at once):
   action / reward, and passed through ``Linear(hidden_size) + ReLU``; that vector is the
   LSTM's input, or the torso output for ``none``.
 
-Previous action and reward (IMPALA's optional inputs; on by default here and in the game
-presets, off in ``launch.train``'s default config, see its ``use_previous_action_reward``):
+Previous action and reward (IMPALA's optional inputs; on by default, here, in
+``launch.train``'s default config and in the game presets, see its ``use_previous_action_reward``):
 the action as the head encodes it (one-hot for Discrete, concatenated one-hots for
 MultiDiscrete, bits for MultiBinary, the clipped vector for Box) and the reward transformed by
 ``previous_reward_transform``: ``"signed_log"`` (default, ``sign(r) * log(1 + |r|)``,

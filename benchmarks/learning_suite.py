@@ -357,10 +357,14 @@ def plot_curves(entries: list[Entry], results: dict[str, list[RunResult]], direc
             axes.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:g}")
         axes.set_xlabel("frames")
         axes.set_ylabel("mean training " + ("return" if env_entries[0].metric == "return" else "success"))
-        seeds = len(results[env_entries[0].name])
+        counts = {entry.core: len(results[entry.name]) for entry in env_entries}
+        if len(set(counts.values())) == 1:
+            seeds = next(iter(counts.values()))
+            per_core = f"{seeds} seed{'s' if seeds != 1 else ''} per core"
+        else:
+            per_core = "seeds: " + ", ".join(f"{core} {count}" for core, count in counts.items())
         agent = "default agent" if not extra_flags else "agent with " + " ".join(extra_flags)
-        axes.set_title(f"{env}: {agent}, {seeds} seed{'s' if seeds != 1 else ''} per core", fontsize=9 if extra_flags else 11,
-                       wrap=True)
+        axes.set_title(f"{env}: {agent}, {per_core}", fontsize=9 if extra_flags else 11, wrap=True)
         axes.legend()
         figure.tight_layout()
         path = directory / f"learning_{env.replace('/', '_').replace('-', '_').lower()}.png"
