@@ -131,8 +131,9 @@ class LossOutput(NamedTuple):
         pg_clipped_fraction: share of valid transitions whose clipped ratio (pi/mu, or
             pi/pi_prox with ``pg_clip_reference = "update"``) lies outside ``[1 - c, 1 + c]``
             for ``pg_ratio_clip = c`` (0 when it is None).
-        value_scale: the scale ``sigma`` the value error and the advantages were divided by
-            (PopArt's; 1 for a policy without value normalisation).
+        value_scale: the scale ``sigma`` the value error was divided by (PopArt's; 1 for a
+            policy without value normalisation), and the advantages too unless
+            ``advantage_normalization`` normalised them per batch instead.
         value_targets: ``[T, B]`` the V-trace targets ``v_s`` (detached, unnormalised), which
             the learner feeds to PopArt's statistics after the step.
         log_prob: ``[T, B]`` ``log pi(a_t|x_t)`` of the policy that computed the loss
