@@ -38,7 +38,10 @@ Acrobot updates were outside the clip (mean over their epochs). Clipped against
 movement, however old the data.
 The caller passes ``pi_prox``'s log-probabilities (``proximal_log_prob``), taken at the
 update's first epoch; without them the current policy is its own proximal policy (the first
-epoch's ratio is 1 and its gradient ``w_t * A_t * grad log pi``).
+epoch's ratio is 1 and its gradient ``w_t * A_t * grad log pi``). It is not the trainer's
+default: on CartPole without a core it evaluated 98-445 where the clip against ``mu`` gave
+500 (docs/learning.md, candidate E): freed from the lag, each update moved further, and the
+learner drifted from data still several updates old, a drift the clip against ``mu`` bounds.
 
 Episode boundaries (see ``agents.trajectory``): the discount is ``discount * (1 -
 terminated)``, so termination cuts the return and truncation bootstraps from the value of

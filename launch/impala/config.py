@@ -155,7 +155,10 @@ class TrainConfig:
     clip_pg_rho_threshold (decoupled PPO, Hilton et al. 2021; agents/loss.py). The actors'
     data is several updates old (4 updates in the learning suite's runs on 2 cores): against
     it, 40-60% of the early updates' samples were already outside the clip, which then bounds
-    the lag rather than the update."""
+    the lag rather than the update. 'update' lost on CartPole (the policy without a core
+    evaluated 98-445 against 500 with 'behaviour'): each update moved further and the learner
+    drifted from its old data (docs/learning.md, candidate E); fresher data (slots_per_actor)
+    was the cure that held."""
     loss_reduction: Literal["sum", "mean"] = "mean"
     """Sum the loss over time and batch (IMPALA) or average it over valid transitions."""
     value_normalization: Literal["popart", "none"] = "popart"
