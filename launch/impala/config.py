@@ -400,7 +400,7 @@ _OPTIMISER = {"optimizer": "adam", "loss_reduction": "mean", "lr_schedule": "con
 # the learner is the bottleneck on a CPU, 4 epochs cost 4x the learner's time per frame
 # (docs/results.md, "Learning out of the box"; docs/learning.md). They also keep two buffer
 # slots per actor, with which they were measured (the -gpu variants take the automatic
-# count, which is two on a GPU).
+# count: on a GPU, one more than an even share of a batch, at least two).
 _AS_MEASURED = {"value_normalization": "none", "advantage_normalization": False, "pg_ratio_clip": None,
                 "num_epochs": 1, "lr_kl_target": None, "lstm_output_norm": False,
                 "observation_normalization": False, "use_previous_action_reward": True,
