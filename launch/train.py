@@ -48,7 +48,7 @@ from launch.impala.checkpoint import (
     save_best_checkpoint,
     save_checkpoint,
 )
-from launch.impala.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, parse_train_args
+from launch.impala.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, parse_train_args, resolve_device
 from launch.impala.env_factory import EnvConfigError, EpisodeRecord, make_vector_env
 from launch.impala.learner import Learner, NonFiniteLossError
 from launch.impala.policy_factory import build_policy
@@ -78,13 +78,6 @@ class Counters:
     actor_restarts: int = 0
     best_score: float | None = None
     best_step: int = 0
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU. Call only after the actors started."""
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def learner_threads(config: TrainConfig, actor_cores_here: float | None = None) -> int:
@@ -149,7 +142,7 @@ class Trainer:
         local = config.backend == "local"  # Ray actors send arrays: the learner's slots need no shared memory
         # A CPU learner sets the pace of a local run: one slot per actor keeps its data fresh
         # (a Ray pool bounds its requests by ray_max_inflight instead).
-        cpu_learner = not (config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()))
+        cpu_learner = resolve_device(config.device).type == "cpu"
         per_actor = config.slots_per_actor or buffers_per_actor(config.unrolls_per_batch, config.num_actors,
                                                                 learner_sets_pace=local and cpu_learner)
         self.buffers = RolloutBuffers(config.num_actors * per_actor, config.unroll_length, config.envs_per_actor,

@@ -16,6 +16,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import torch
+
 from agents.policy import CORE_PRESETS
 from launch.cli import BadInput, add_dataclass_arguments
 
@@ -463,6 +465,15 @@ def _make_presets() -> dict[str, dict[str, Any]]:
 PRESETS: dict[str, dict[str, Any]] = _make_presets()
 """Named groups of field values: ``<task>-<core>`` for the paper's tasks and both cores, and
 ``<task>-<core>-gpu`` with batches sized for a GPU learner."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """The learner's device for a config's ``device``: 'auto' is CUDA when available, else the
+    CPU. Asking is safe before the actors start (``launch.train`` has torch ask NVML, which
+    leaves the process CUDA-free); the learner's first use of the device comes after them."""
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
 
 
 def config_from_preset(name: str | None, **overrides: Any) -> TrainConfig:

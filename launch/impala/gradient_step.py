@@ -20,9 +20,10 @@ replays them: the update's hundreds of small kernels per time step are launched 
 each (as LeanRL does for PPO). That needs static shapes (a new unroll length or batch size
 compiles and records again), an optimiser whose step count lives on the device
 (``capturable=True``) and the learning rate as a device tensor changed in place
-(:func:`set_learning_rate`), all of which the learner arranges. The compile is paid once, at the first update, and it is long for the RMC: the
-unrolled graph of the Box-World preset (T = 40) took 7 minutes to compile on a 2-core CPU,
-seconds from the inductor's cache afterwards (docs/results.md, "Learner update").
+(:func:`set_learning_rate`), all of which the learner arranges. The compile is paid once,
+at the first update, and it is long for the RMC: the unrolled graph of the Box-World preset
+(T = 40) took 7 minutes to compile on a 2-core CPU, seconds from the inductor's cache
+afterwards (docs/results.md, "Learner update").
 """
 
 from __future__ import annotations

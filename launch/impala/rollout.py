@@ -21,7 +21,7 @@ import torch
 from agents.spaces import encodable_observation, map_leaves
 from agents.trajectory import Trajectory
 from launch.impala.buffers import RolloutBuffers
-from launch.impala.config import TrainConfig
+from launch.impala.config import TrainConfig, resolve_device
 from launch.impala.env_factory import EpisodeRecord, episode_stats, make_vector_env
 
 
@@ -31,7 +31,7 @@ def compiles_acting(config: TrainConfig) -> bool:
     pace once the learner is fast). On a small CPU machine the learner sets the pace, and the
     compile (about 20 s per actor) would not pay for short runs."""
     if config.compile_acting == "auto":
-        return config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+        return resolve_device(config.device).type == "cuda"
     return config.compile_acting == "on"
 
 
