@@ -14,7 +14,8 @@
     (grid worlds such as Box-World and Mini PacMan), ``"deep"`` otherwise.
 
   Output sizes come from a test forward pass, never from hard-coded numbers.
-- Other ``Box`` spaces and ``MultiBinary``: flattened to floats, then a two-layer MLP.
+- Other ``Box`` spaces and ``MultiBinary``: flattened to floats, then a two-layer MLP (ReLU
+  or tanh, ``mlp_activation``).
 - ``MultiDiscrete``: concatenated one-hots, then the MLP.
 - ``Discrete``: a learned embedding.
 - ``Dict`` / ``Tuple``: one encoder per leaf, joined by the policy (feature maps stay
@@ -45,6 +46,8 @@ __all__ = [
     "ObservationEncoder",
     "is_image_space",
     "feature_map_rows",
+    "MLP_ACTIVATIONS",
+    "mlp_activation_module",
     "ReceptiveFields",
 ]
 
@@ -146,8 +149,23 @@ class ImageEncoder(nn.Module):
         return self.convolutions(x)
 
 
+MLP_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+"""The activations of the agent's vector MLPs (``mlp_activation``); the convolutions keep ReLU."""
+
+
+def mlp_activation_module(name: str) -> nn.Module:
+    """A new activation module for ``name`` in ``MLP_ACTIVATIONS``.
+
+    Raises:
+        ValueError: for another name.
+    """
+    if name not in MLP_ACTIVATIONS:
+        raise ValueError(f"mlp_activation must be one of {sorted(MLP_ACTIVATIONS)}, got {name!r}")
+    return MLP_ACTIVATIONS[name]()
+
+
 class VectorEncoder(nn.Module):
-    """Two-layer ReLU MLP over a flattened Box / MultiBinary / MultiDiscrete observation.
+    """Two-layer MLP over a flattened Box / MultiBinary / MultiDiscrete observation.
 
     Args:
         space: the leaf space.
@@ -155,10 +173,11 @@ class VectorEncoder(nn.Module):
         normalize: normalise a Box leaf's features by their running statistics first
             (``agents.normalization.ObservationNormalizer``; the learner updates them).
             MultiBinary and MultiDiscrete leaves are never normalised.
+        activation: ``"relu"`` or ``"tanh"`` after each layer.
     """
 
     def __init__(self, space: gym.spaces.Box | gym.spaces.MultiBinary | gym.spaces.MultiDiscrete,
-                 hidden_size: int, normalize: bool = False) -> None:
+                 hidden_size: int, normalize: bool = False, activation: str = "relu") -> None:
         super().__init__()
         self.shape = tuple(space.shape)
         if isinstance(space, gym.spaces.MultiDiscrete):
@@ -171,8 +190,8 @@ class VectorEncoder(nn.Module):
             input_size = int(np.prod(self.shape))
         self.normalizer = (ObservationNormalizer(input_size)
                            if normalize and isinstance(space, gym.spaces.Box) else None)
-        self.mlp = nn.Sequential(nn.Linear(input_size, hidden_size), nn.ReLU(),
-                                 nn.Linear(hidden_size, hidden_size), nn.ReLU())
+        self.mlp = nn.Sequential(nn.Linear(input_size, hidden_size), mlp_activation_module(activation),
+                                 nn.Linear(hidden_size, hidden_size), mlp_activation_module(activation))
         self.output_size = hidden_size
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
@@ -221,6 +240,7 @@ class ObservationEncoder(nn.Module):
         embedding_size: size of Discrete embeddings.
         normalize_vectors: normalise Box vector leaves by running statistics (see
             ``VectorEncoder``).
+        mlp_activation: the vector MLPs' activation, ``"relu"`` or ``"tanh"``.
 
     Attributes:
         left_out_paths: the paths of the leaves of ``space`` that are not encoded (empty
@@ -231,7 +251,8 @@ class ObservationEncoder(nn.Module):
     """
 
     def __init__(self, space: gym.Space, image_encoder: Literal["auto", "small", "deep"] = "auto",
-                 hidden_size: int = 256, embedding_size: int = 32, normalize_vectors: bool = False) -> None:
+                 hidden_size: int = 256, embedding_size: int = 32, normalize_vectors: bool = False,
+                 mlp_activation: str = "relu") -> None:
         super().__init__()
         self.image_paths: list[Path] = []
         self.flat_paths: list[Path] = []
@@ -244,7 +265,7 @@ class ObservationEncoder(nn.Module):
                 image_modules.append(ImageEncoder(leaf, image_encoder))
             elif isinstance(leaf, (gym.spaces.Box, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)):
                 self.flat_paths.append(path)
-                flat_modules.append(VectorEncoder(leaf, hidden_size, normalize_vectors))
+                flat_modules.append(VectorEncoder(leaf, hidden_size, normalize_vectors, mlp_activation))
             elif isinstance(leaf, gym.spaces.Discrete):
                 self.flat_paths.append(path)
                 flat_modules.append(DiscreteEncoder(leaf, embedding_size))

@@ -57,7 +57,7 @@ from torch import nn
 
 import rmc_core
 from agents.distributions import ActionDistribution
-from agents.encoders import ObservationEncoder, feature_map_rows
+from agents.encoders import ObservationEncoder, feature_map_rows, mlp_activation_module
 from agents.heads import make_action_head
 from agents.normalization import PopArtValueHead
 from agents.spaces import encodable_observation, map_leaves
@@ -178,6 +178,17 @@ class ActorCritic(nn.Module):
             deviation of about 0.03 at initialisation), and a step of Adam, whose size does not
             depend on the scale of a layer's input, then moves the heads' outputs little: the
             normalised ``h`` reaches the heads at unit scale.
+        mlp_activation: the activation of the vector encoder's MLP, the LSTM / feed-forward
+            torso and the head MLP: ``"relu"`` (default here) or ``"tanh"`` (as the MLP
+            policies of Stable-Baselines3 and CleanRL). The image encoder keeps ReLU.
+        orthogonal_init: initialise the encoder's layers, the torso and the head MLP
+            orthogonally with gain sqrt(2) and zero biases, the action head with gain 0.01
+            and the value head with gain 1 (as PPO's reference implementations do); False
+            keeps PyTorch's default initialisation with the action head scaled by 0.01. The
+            cores keep their own initialisation either way. See ``policy_gradient_overlap``:
+            with PyTorch's default initialisation and ReLU, the policy's gradients at
+            different states point almost the same way, so the first updates move the policy
+            at every state together.
 
     Raises:
         ValueError: for an unknown core, preset or option.
@@ -200,6 +211,8 @@ class ActorCritic(nn.Module):
         value_normalization: Literal["popart", "none"] = "popart",
         observation_normalization: bool = False,
         lstm_output_norm: bool = False,
+        mlp_activation: Literal["relu", "tanh"] = "relu",
+        orthogonal_init: bool = False,
     ) -> None:
         super().__init__()
         if core not in ("rmc", "lstm", "none"):
@@ -221,7 +234,7 @@ class ActorCritic(nn.Module):
         self.previous_reward_transform = previous_reward_transform
 
         self.encoder = ObservationEncoder(observation_space, encoder, hidden_size, embedding_size,
-                                          normalize_vectors=observation_normalization)
+                                          normalize_vectors=observation_normalization, mlp_activation=mlp_activation)
         self.action_head = make_action_head(action_space, hidden_size)  # reads the head MLP's output
         extras_size = self.action_head.encoded_action_size + 1 if use_previous_action_reward else 0
         map_shapes = self.encoder.feature_map_shapes
@@ -244,7 +257,7 @@ class ActorCritic(nn.Module):
                 self.core_output_norm = nn.LayerNorm(core_output_size)
         else:
             torso_input = sum(c * h * w for c, h, w in map_shapes) + flat_size + extras_size
-            self.torso = nn.Sequential(nn.Linear(torso_input, hidden_size), nn.ReLU())
+            self.torso = nn.Sequential(nn.Linear(torso_input, hidden_size), mlp_activation_module(mlp_activation))
             if core == "lstm":
                 kwargs.setdefault("hidden_size", hidden_size)
                 self.core = rmc_core.make_core("lstm", hidden_size, **kwargs)
@@ -254,11 +267,24 @@ class ActorCritic(nn.Module):
             else:
                 self.core = None
                 core_output_size = hidden_size
-        self.head_mlp = nn.Sequential(nn.Linear(core_output_size, hidden_size), nn.ReLU())
+        self.head_mlp = nn.Sequential(nn.Linear(core_output_size, hidden_size), mlp_activation_module(mlp_activation))
         self.value_head = PopArtValueHead(hidden_size) if value_normalization == "popart" else nn.Linear(hidden_size, 1)
-        with torch.no_grad():  # a near-uniform first policy (as SB3 and CleanRL initialise theirs)
-            self.action_head.linear.weight.mul_(0.01)
-            self.action_head.linear.bias.zero_()
+        if orthogonal_init:
+            self._initialise_orthogonally()
+        else:
+            with torch.no_grad():  # a near-uniform first policy (as SB3 and CleanRL initialise theirs)
+                self.action_head.linear.weight.mul_(0.01)
+                self.action_head.linear.bias.zero_()
+
+    def _initialise_orthogonally(self) -> None:
+        """PPO's initialisation (see ``orthogonal_init``): hidden layers at gain sqrt(2), the
+        action head at 0.01 (a near-uniform first policy), the value head at 1, biases 0."""
+        hidden_layers = [module for part in (self.encoder, self.torso, self.head_mlp) if part is not None
+                         for module in part.modules() if isinstance(module, (nn.Linear, nn.Conv2d))]
+        for layer, gain in [*((layer, 2.0 ** 0.5) for layer in hidden_layers),
+                            (self.action_head.linear, 0.01), (self.value_head, 1.0)]:
+            nn.init.orthogonal_(layer.weight, gain)
+            nn.init.zeros_(layer.bias)
 
     def value_scale(self) -> torch.Tensor | None:
         """PopArt's ``sigma`` (the scale of the value targets), or None without PopArt."""

@@ -63,6 +63,13 @@ class TrainConfig:
     step moves the heads' outputs little and, without it, the policy stayed near uniform for
     the first 70-115K frames of CartPole (docs/learning.md). The presets keep it off (they
     were measured without it)."""
+    mlp_activation: Literal["relu", "tanh"] = "relu"
+    """Activation of the agent's vector MLPs (the vector encoder, the LSTM / feed-forward torso
+    and the head MLP); the image encoder keeps ReLU (agents/policy.py)."""
+    orthogonal_init: bool = False
+    """Initialise the encoder, the torso and the heads as PPO's reference implementations do:
+    orthogonal weights (gain sqrt(2); the action head 0.01, the value head 1) and zero biases;
+    off: PyTorch's defaults with the action head scaled by 0.01 (agents/policy.py)."""
     rmc_gate_input_pooling: Literal["flatten", "mean"] = "mean"
     """How the RMC's gates read its input rows: 'mean' (one Linear over the mean row; keeps Adam
     from swinging the gates shut) or 'flatten' (the reference: one Linear over all rows)."""
@@ -375,7 +382,8 @@ _LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_p
                                     "pg_ratio_clip": None, "value_normalization": "none",
                                     "advantage_normalization": False, "observation_normalization": False,
                                     "num_epochs": 1, "lstm_output_norm": False, "lr_kl_target": None,
-                                    "pg_clip_reference": "behaviour"}
+                                    "pg_clip_reference": "behaviour", "mlp_activation": "relu",
+                                    "orthogonal_init": False}
 """Values of fields missing from configs saved before those fields existed."""
 
 
@@ -406,7 +414,8 @@ _OPTIMISER = {"optimizer": "adam", "loss_reduction": "mean", "lr_schedule": "con
 _AS_MEASURED = {"value_normalization": "none", "advantage_normalization": False, "pg_ratio_clip": None,
                 "num_epochs": 1, "lr_kl_target": None, "lstm_output_norm": False,
                 "observation_normalization": False, "use_previous_action_reward": True,
-                "pg_clip_reference": "behaviour", "slots_per_actor": 2}
+                "pg_clip_reference": "behaviour", "slots_per_actor": 2, "mlp_activation": "relu",
+                "orthogonal_init": False}
 
 _TASKS: dict[str, dict[str, Any]] = {
     # A first run: 20 minutes on a laptop CPU, the learning rate falling linearly to 0 over them

@@ -50,6 +50,8 @@ def build_policy(config: TrainConfig, observation_space: gym.Space, action_space
             value_normalization=config.value_normalization,
             observation_normalization=config.observation_normalization,
             lstm_output_norm=config.lstm_output_norm,
+            mlp_activation=config.mlp_activation,
+            orthogonal_init=config.orthogonal_init,
         )
     except (ValueError, TypeError, NotImplementedError) as error:
         raise ConfigError(
