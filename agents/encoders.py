@@ -97,12 +97,20 @@ class ImageEncoder(nn.Module):
     Args:
         space: the image Box space.
         kind: ``"small"``, ``"deep"`` or ``"auto"`` (see the module docstring).
+        normalize: normalise each channel by its running mean and standard deviation over
+            every cell (``agents.normalization.ObservationNormalizer`` with one statistic per
+            channel; the learner updates them) after the ``uint8`` scaling. Some envs pack
+            symbols, not pixels, into ``uint8`` images: MiniGrid's cells hold an object index
+            (0-10), a colour (0-5) and a state (0-2), so after the division by 255 a key and
+            a ball differ by 0.004. Normalised, channels reach the convolutions at unit scale
+            whatever their units.
 
     Raises:
         ValueError: for an unknown kind, or an image too small for the deep encoder.
     """
 
-    def __init__(self, space: gym.spaces.Box, kind: Literal["auto", "small", "deep"] = "auto") -> None:
+    def __init__(self, space: gym.spaces.Box, kind: Literal["auto", "small", "deep"] = "auto",
+                 normalize: bool = False) -> None:
         super().__init__()
         height, width = space.shape[:2]
         channels = space.shape[2] if len(space.shape) == 3 else 1
@@ -119,6 +127,7 @@ class ImageEncoder(nn.Module):
         self.convolutions = nn.Sequential(*layers)
         self.scale = 1.0 / 255.0 if space.dtype == np.uint8 else 1.0
         self.image_rank = len(space.shape)
+        self.normalizer = ObservationNormalizer(channels) if normalize else None
         try:
             with torch.no_grad():
                 probe = self.convolutions(torch.zeros(1, channels, height, width))
@@ -145,8 +154,16 @@ class ImageEncoder(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[N, H, W, C]`` (or ``[N, H, W]``) raw pixels -> ``[N, C', H', W']`` features."""
         x = image.to(next(self.convolutions.parameters()).dtype) * self.scale  # float32 unless the module was cast
-        x = x.unsqueeze(1) if self.image_rank == 2 else x.permute(0, 3, 1, 2)  # [N, C, H, W]
-        return self.convolutions(x)
+        x = x.unsqueeze(-1) if self.image_rank == 2 else x  # [N, H, W, C]
+        if self.normalizer is not None:
+            x = self.normalizer(x)  # per channel: the statistics broadcast over the last axis
+        return self.convolutions(x.permute(0, 3, 1, 2))  # [N, C, H, W]
+
+    def update_normalization(self, image: torch.Tensor) -> None:
+        """Move the channels' running statistics towards ``[N, H, W(, C)]`` raw images (if normalised)."""
+        if self.normalizer is not None:
+            channels = self.normalizer.mean.shape[0]
+            self.normalizer.update(image.reshape(-1, channels).float() * self.scale)
 
 
 MLP_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -241,6 +258,8 @@ class ObservationEncoder(nn.Module):
         normalize_vectors: normalise Box vector leaves by running statistics (see
             ``VectorEncoder``).
         mlp_activation: the vector MLPs' activation, ``"relu"`` or ``"tanh"``.
+        normalize_images: normalise image leaves per channel by running statistics (see
+            ``ImageEncoder``).
 
     Attributes:
         left_out_paths: the paths of the leaves of ``space`` that are not encoded (empty
@@ -252,7 +271,7 @@ class ObservationEncoder(nn.Module):
 
     def __init__(self, space: gym.Space, image_encoder: Literal["auto", "small", "deep"] = "auto",
                  hidden_size: int = 256, embedding_size: int = 32, normalize_vectors: bool = False,
-                 mlp_activation: str = "relu") -> None:
+                 mlp_activation: str = "relu", normalize_images: bool = False) -> None:
         super().__init__()
         self.image_paths: list[Path] = []
         self.flat_paths: list[Path] = []
@@ -262,7 +281,7 @@ class ObservationEncoder(nn.Module):
         for path, leaf in space_leaves(encodable_space(space)):
             if is_image_space(leaf):
                 self.image_paths.append(path)
-                image_modules.append(ImageEncoder(leaf, image_encoder))
+                image_modules.append(ImageEncoder(leaf, image_encoder, normalize_images))
             elif isinstance(leaf, (gym.spaces.Box, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)):
                 self.flat_paths.append(path)
                 flat_modules.append(VectorEncoder(leaf, hidden_size, normalize_vectors, mlp_activation))
@@ -281,10 +300,12 @@ class ObservationEncoder(nn.Module):
         return EncodedObservation(maps, torch.cat(flats, dim=-1) if flats else None)
 
     def update_normalization(self, observation: object) -> None:
-        """Move the vector leaves' running statistics towards a flat batch of observations."""
+        """Move the normalised leaves' running statistics towards a flat batch of observations."""
         for path, encoder in zip(self.flat_paths, self.flat_encoders):
             if isinstance(encoder, VectorEncoder):
                 encoder.update_normalization(get_leaf(observation, path))
+        for path, encoder in zip(self.image_paths, self.image_encoders):
+            encoder.update_normalization(get_leaf(observation, path))
 
 
 def feature_map_rows(feature_map: torch.Tensor) -> torch.Tensor:

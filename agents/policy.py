@@ -190,6 +190,9 @@ class ActorCritic(nn.Module):
             different states point almost the same way, so the first updates move the policy
             at every state together.
 
+        image_normalization: normalise image observations per channel by running statistics
+            (``agents.encoders.ImageEncoder``); off here.
+
     Raises:
         ValueError: for an unknown core, preset or option.
         agents.spaces.UnsupportedSpaceError: for a space the agent cannot handle.
@@ -213,6 +216,7 @@ class ActorCritic(nn.Module):
         lstm_output_norm: bool = False,
         mlp_activation: Literal["relu", "tanh"] = "relu",
         orthogonal_init: bool = False,
+        image_normalization: bool = False,
     ) -> None:
         super().__init__()
         if core not in ("rmc", "lstm", "none"):
@@ -234,7 +238,8 @@ class ActorCritic(nn.Module):
         self.previous_reward_transform = previous_reward_transform
 
         self.encoder = ObservationEncoder(observation_space, encoder, hidden_size, embedding_size,
-                                          normalize_vectors=observation_normalization, mlp_activation=mlp_activation)
+                                          normalize_vectors=observation_normalization, mlp_activation=mlp_activation,
+                                          normalize_images=image_normalization)
         self.action_head = make_action_head(action_space, hidden_size)  # reads the head MLP's output
         extras_size = self.action_head.encoded_action_size + 1 if use_previous_action_reward else 0
         map_shapes = self.encoder.feature_map_shapes
@@ -297,8 +302,8 @@ class ActorCritic(nn.Module):
             self.value_head.update(targets, mask)
 
     def update_observation_normalization(self, obs: Any) -> None:
-        """Move the vector observations' running statistics towards a batch ``[T, B, ...]``
-        per leaf (the layout of ``unroll``); nothing without observation normalisation."""
+        """Move the normalised observations' running statistics (vector leaves, images) towards a
+        batch ``[T, B, ...]`` per leaf (the layout of ``unroll``); nothing without normalisation."""
         flat = map_leaves(lambda leaf: leaf.reshape(leaf.shape[0] * leaf.shape[1], *leaf.shape[2:]), obs)  # [T*B, ...]
         self.encoder.update_normalization(flat)
 

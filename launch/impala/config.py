@@ -179,6 +179,10 @@ class TrainConfig:
     """Normalise vector (non-image Box) observations by running per-feature statistics, as
     SB3's VecNormalize and Sample Factory's input normalisation do (agents/normalization.py);
     images are left as they are."""
+    image_normalization: bool = False
+    """Normalise image observations per channel by running statistics (agents/encoders.py): an
+    env that packs symbols into uint8 images (MiniGrid: object, colour and state indices of
+    0-10) reaches the network at unit scale instead of 1/255 of it."""
     advantage_normalization: bool = True
     """Normalise the policy-gradient advantages of each batch (each minibatch) to mean 0 and
     standard deviation 1 over its valid transitions, as PPO and Sample Factory do, so the
@@ -383,7 +387,7 @@ _LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_p
                                     "advantage_normalization": False, "observation_normalization": False,
                                     "num_epochs": 1, "lstm_output_norm": False, "lr_kl_target": None,
                                     "pg_clip_reference": "behaviour", "mlp_activation": "relu",
-                                    "orthogonal_init": False}
+                                    "orthogonal_init": False, "image_normalization": False}
 """Values of fields missing from configs saved before those fields existed."""
 
 
@@ -415,7 +419,7 @@ _AS_MEASURED = {"value_normalization": "none", "advantage_normalization": False,
                 "num_epochs": 1, "lr_kl_target": None, "lstm_output_norm": False,
                 "observation_normalization": False, "use_previous_action_reward": True,
                 "pg_clip_reference": "behaviour", "slots_per_actor": 2, "mlp_activation": "relu",
-                "orthogonal_init": False}
+                "orthogonal_init": False, "image_normalization": False}
 
 _TASKS: dict[str, dict[str, Any]] = {
     # A first run: 20 minutes on a laptop CPU, the learning rate falling linearly to 0 over them

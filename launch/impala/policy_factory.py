@@ -52,6 +52,7 @@ def build_policy(config: TrainConfig, observation_space: gym.Space, action_space
             lstm_output_norm=config.lstm_output_norm,
             mlp_activation=config.mlp_activation,
             orthogonal_init=config.orthogonal_init,
+            image_normalization=config.image_normalization,
         )
     except (ValueError, TypeError, NotImplementedError) as error:
         raise ConfigError(

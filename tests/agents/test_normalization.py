@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
@@ -177,3 +178,26 @@ def test_lstm_output_norm_brings_the_lstm_output_to_unit_scale() -> None:
                       policy.initial_state(4))
     assert seen["plain"].std().item() < 0.2  # an untrained LSTM's h is small
     assert seen["normed"].std().item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_symbolic_uint8_images_reach_the_convolutions_at_unit_scale_per_channel() -> None:
+    """MiniGrid-like cells (object 0-10, colour 0-5, state 0-2 in a uint8 image): normalised
+    per channel by statistics the learner moves, the channels reach the convolutions with mean
+    0 and standard deviation 1 instead of at 1/255 of their units."""
+    space = gym.spaces.Box(0, 255, (7, 7, 3), dtype=np.uint8)
+    policy = ActorCritic(space, gym.spaces.Discrete(3), core="lstm", hidden_size=8, image_normalization=True)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.stack([torch.randint(0, 11, (4, 5, 7, 7), generator=generator),
+                          torch.randint(0, 6, (4, 5, 7, 7), generator=generator),
+                          torch.randint(0, 3, (4, 5, 7, 7), generator=generator)], dim=-1).to(torch.uint8)
+    policy.update_observation_normalization(images)  # [T, B, H, W, C]
+    encoder = policy.encoder.image_encoders[0]
+    seen = {}
+    encoder.convolutions.register_forward_pre_hook(lambda module, inputs: seen.update(x=inputs[0]))
+    encoder(images.reshape(20, 7, 7, 3))
+    per_channel = seen["x"].transpose(0, 1).reshape(3, -1)  # [C, N * H * W]
+    torch.testing.assert_close(per_channel.mean(1), torch.zeros(3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(per_channel.std(1, correction=0), torch.ones(3), atol=1e-3, rtol=0)
+    plain = ActorCritic(space, gym.spaces.Discrete(3), core="lstm", hidden_size=8)  # off by default
+    assert not any("normalizer" in name for name in plain.state_dict())
+    plain.update_observation_normalization(images)

@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from agents import ActorCritic, UnsupportedSpaceError
 from agents.loss import LossConfig, impala_loss
@@ -369,3 +370,29 @@ def test_policy_and_loss_run_on_the_module_device(device, action_name):
     loss = impala_loss(policy, trajectory, state, LossConfig())
     loss.total.backward()
     assert all(p.grad is not None and p.grad.device.type == device for p in policy.head_mlp.parameters())
+
+
+@pytest.mark.parametrize("core", ["rmc", "lstm", "none"])
+def test_tanh_mlps_and_orthogonal_initialisation(core):
+    space, actions = OBSERVATION_SPACES["dict"], ACTION_SPACES["discrete"]
+    torch.manual_seed(0)
+    policy = ActorCritic(space, actions, core=core, core_kwargs=TINY_CORES[core], hidden_size=16,
+                         mlp_activation="tanh", orthogonal_init=True)
+    parts = [policy.encoder.flat_encoders, policy.head_mlp] + ([policy.torso] if policy.torso is not None else [])
+    activations = [module for part in parts for module in part.modules() if isinstance(module, (nn.ReLU, nn.Tanh))]
+    assert activations and all(isinstance(module, nn.Tanh) for module in activations)
+    assert all(isinstance(module, nn.ReLU) for module in policy.encoder.image_encoders.modules()
+               if isinstance(module, (nn.ReLU, nn.Tanh)))  # the image encoder keeps ReLU
+    layers = [module for part in parts + [policy.encoder.image_encoders] for module in part.modules()
+              if isinstance(module, (nn.Linear, nn.Conv2d))]
+    for layer, gain in [*((layer, 2.0 ** 0.5) for layer in layers), (policy.action_head.linear, 0.01),
+                        (policy.value_head, 1.0)]:
+        weight = layer.weight.detach().reshape(layer.weight.shape[0], -1)
+        small = weight if weight.shape[0] <= weight.shape[1] else weight.T  # orthonormal rows, times the gain
+        torch.testing.assert_close(small @ small.T, gain ** 2 * torch.eye(small.shape[0]), atol=1e-5 * max(gain, 1) ** 2,
+                                   rtol=0)
+        assert torch.count_nonzero(layer.bias) == 0
+    default = ActorCritic(space, actions, core=core, core_kwargs=TINY_CORES[core], hidden_size=16)
+    assert not any(isinstance(module, nn.Tanh) for module in default.modules())
+    with pytest.raises(ValueError, match="mlp_activation must be one of"):
+        ActorCritic(space, actions, core=core, core_kwargs=TINY_CORES[core], mlp_activation="gelu")
