@@ -415,9 +415,25 @@ class SuiteOptions:
                            f"directory), got {self.flags!r}")
 
 
+def attach_flags_value(argv: list[str]) -> list[str]:
+    """``--flags --x`` as ``--flags=--x``: argparse reads a lone value that starts with a dash
+    (one launch.train flag) as an option of its own and stops with "expected one argument"."""
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        if argv[index] == "--flags" and index + 1 < len(argv) and argv[index + 1].startswith("-"):
+            joined.append(f"--flags={argv[index + 1]}")
+            index += 2
+        else:
+            joined.append(argv[index])
+            index += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
+    arguments = attach_flags_value(list(sys.argv[1:] if argv is None else argv))
     return run_command(lambda: run_suite(parse_options(
-        SuiteOptions, argv, prog="benchmarks/learning_suite.py", description=first_paragraph(__doc__),
+        SuiteOptions, arguments, prog="benchmarks/learning_suite.py", description=first_paragraph(__doc__),
         epilog="entries: " + ", ".join(entry.name for entry in ENTRIES))))
 
 

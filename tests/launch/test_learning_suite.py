@@ -95,3 +95,14 @@ def test_extra_flags_reach_every_run_and_cannot_replace_an_entrys_own(tmp_path, 
     assert "--advantage-normalization" in command and command[command.index("--lr-kl-target") + 1] == "0.02"
     with pytest.raises(ValueError, match="cannot set what each entry sets itself"):
         suite.SuiteOptions(flags="--core lstm")
+
+
+def test_a_single_flag_starting_with_a_dash_is_taken_as_the_flags_value() -> None:
+    assert suite.attach_flags_value(["--only", "cartpole-none", "--flags", "--orthogonal-init"]) == [
+        "--only", "cartpole-none", "--flags=--orthogonal-init"]
+    assert suite.attach_flags_value(["--flags", "--mlp-activation tanh", "--no-peer"]) == [
+        "--flags=--mlp-activation tanh", "--no-peer"]
+    assert suite.attach_flags_value(["--flags", "x", "--quick"]) == ["--flags", "x", "--quick"]
+    completed = subprocess.run([sys.executable, str(REPO / "benchmarks" / "learning_suite.py"), "--seeds", "0",
+                                "--flags", "--orthogonal-init"], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2 and "--seeds must be >= 1" in completed.stderr  # parsed past --flags
