@@ -109,9 +109,14 @@ class TrainConfig:
     """Environment steps (frames) to train for."""
     time_limit_s: float | None = None
     """Also stop (with a final checkpoint) after this many seconds of this invocation."""
-    optimizer: Literal["rmsprop", "adam"] = "adam"
+    optimizer: Literal["rmsprop", "adam", "radam"] = "adam"
     """Optimiser of the learner (IMPALA used RMSProp; with PyTorch's RMSProp on the summed
-    loss the RMC agent diverged in our runs, see the note above the presets)."""
+    loss the RMC agent diverged in our runs, see the note above the presets). 'radam':
+    rectified Adam (Liu et al. 2020), which takes momentum steps while Adam's estimate of the
+    gradients' second moment rests on too few of them; Adam's first steps move every weight
+    by the full learning rate, and the policy with it (sampled KL of 0.1-1.0 between the
+    actors' and the learner's policy in the first seconds of a run, docs/learning.md). Takes
+    adam_beta1, adam_beta2 and adam_eps."""
     learning_rate: float = 1e-3
     """Initial learning rate (IMPALA's Atari setting: 6e-4 with RMSProp)."""
     lr_schedule: Literal["constant", "linear"] = "linear"

@@ -130,7 +130,7 @@ class GradientStep:
 
 def make_optimizer(parameters: list[nn.Parameter], name: str, learning_rate: float, tensor_rate: bool,
                    capturable: bool, **settings: float | tuple[float, float]) -> torch.optim.Optimizer:
-    """RMSProp or Adam over ``parameters``.
+    """RMSProp, Adam or RAdam over ``parameters``.
 
     Args:
         tensor_rate: hold the learning rate as a device tensor (for a compiled step, so that a
@@ -141,7 +141,7 @@ def make_optimizer(parameters: list[nn.Parameter], name: str, learning_rate: flo
     rate: float | torch.Tensor = learning_rate
     if tensor_rate:
         rate = torch.tensor(learning_rate, dtype=parameters[0].dtype, device=parameters[0].device)
-    kind = torch.optim.RMSprop if name == "rmsprop" else torch.optim.Adam
+    kind = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam, "radam": torch.optim.RAdam}[name]
     return kind(parameters, lr=rate, capturable=capturable, foreach=capturable or None, **settings)
 
 

@@ -117,7 +117,7 @@ def test_resume_takes_no_preset(capsys: pytest.CaptureFixture[str]) -> None:
     [
         ({"num_actors": 0}, "num_actors must be an integer >= 1, got 0"),
         ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0, got nan"),
-        ({"optimizer": "sgd"}, "optimizer must be one of ['rmsprop', 'adam'], got 'sgd'"),
+        ({"optimizer": "sgd"}, "optimizer must be one of ['rmsprop', 'adam', 'radam'], got 'sgd'"),
         ({"wrappers": ["nocolon"]}, "'module:callable'"),
         ({"adam_beta2": 1.0}, "adam_beta2 must be in [0, 1), got 1.0"),
         ({"adam_beta1": -0.1}, "adam_beta1 must be in [0, 1), got -0.1"),

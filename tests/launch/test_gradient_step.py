@@ -107,9 +107,10 @@ def poisoned(learner: Learner, seed: int) -> tuple[Trajectory, tuple[torch.Tenso
     return trajectory._replace(reward=reward), state
 
 
+@pytest.mark.parametrize("name", ["adam", "radam"])
 @pytest.mark.parametrize("good_updates", [0, 2])
-def test_a_non_finite_update_changes_neither_the_weights_nor_the_optimiser(good_updates: int) -> None:
-    learner = make_learner("off")
+def test_a_non_finite_update_changes_neither_the_weights_nor_the_optimiser(good_updates: int, name: str) -> None:
+    learner = make_learner("off", optimizer=name)
     for seed in range(good_updates):
         learner.update(*batch(learner, seed))
     before = weights_and_state(learner)
@@ -142,11 +143,14 @@ def test_a_non_finite_step_after_a_finite_one_undoes_only_itself_and_later_steps
     assert_same(dict(learner.policy.named_parameters()), dict(after_one_step.policy.named_parameters()))
 
 
-def test_the_optimiser_state_exists_before_the_first_step_and_matches_a_fresh_optimisers() -> None:
-    learner = make_learner("off", num_epochs=1, lr_schedule="constant")
+@pytest.mark.parametrize("name", ["adam", "radam"])
+def test_the_optimiser_state_exists_before_the_first_step_and_matches_a_fresh_optimisers(name: str) -> None:
+    learner = make_learner("off", num_epochs=1, lr_schedule="constant", optimizer=name)
+    assert isinstance(learner.optimizer, {"adam": torch.optim.Adam, "radam": torch.optim.RAdam}[name])
     assert all(learner.optimizer.state[p] for p in learner.policy.parameters())
-    reference = make_learner("off", num_epochs=1, lr_schedule="constant")
-    reference_optimizer = torch.optim.Adam(reference.policy.parameters(), lr=1e-2, eps=reference.config.adam_eps)
+    reference = make_learner("off", num_epochs=1, lr_schedule="constant", optimizer=name)
+    kind = torch.optim.Adam if name == "adam" else torch.optim.RAdam
+    reference_optimizer = kind(reference.policy.parameters(), lr=1e-2, eps=reference.config.adam_eps)
     trajectory, state = batch(learner, 0)
     learner.update(trajectory, state)
     reference.policy.train()
