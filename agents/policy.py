@@ -185,11 +185,10 @@ class ActorCritic(nn.Module):
             orthogonally with gain sqrt(2) and zero biases, the action head with gain 0.01
             and the value head with gain 1 (as PPO's reference implementations do); False
             keeps PyTorch's default initialisation with the action head scaled by 0.01. The
-            cores keep their own initialisation either way. See ``policy_gradient_overlap``:
+            cores keep their own initialisation either way. See ``launch.tools.gradient_overlap``:
             with PyTorch's default initialisation and ReLU, the policy's gradients at
             different states point almost the same way, so the first updates move the policy
-            at every state together.
-
+            at every state together (docs/learning.md, candidate I).
         image_normalization: normalise image observations per channel by running statistics
             (``agents.encoders.ImageEncoder``); off here.
 
