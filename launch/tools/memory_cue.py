@@ -11,64 +11,59 @@ the leftmost one is the cue in its first view; elsewhere it must turn round to s
 policy that does not remember the cue succeeds in about half the episodes; one that
 remembers what it saw but never looks back succeeds in all the episodes that start with
 the cue in view and half the others; only a policy that looks and remembers succeeds in
-all. The tool plays the checkpoint's policy (sampled actions) over ``--episodes`` games and
-prints the success rate of each kind of start with its 95% interval; the last line holds
-the figures as JSON.
+all. The tool plays the checkpoint's policy (sampled actions) over ``--episodes`` games with
+``launch.evaluate``, the games wrapped in ``CueInView``, which reports each episode's kind of
+start and its success in the step info, and prints the success rate of all episodes and of
+each kind of start with its 95% interval; the last line holds the figures as JSON.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
+import gymnasium as gym
 import torch
 
 from launch.cli import BadInput, first_paragraph, parse_options, run_command
-from launch.evaluate import wilson_interval
+from launch.evaluate import evaluate
 from launch.impala.env_factory import make_single_env
-from launch.impala.trained import load_trained, trained_policy
+from launch.impala.trained import load_trained
+
+WRAPPER = "launch.tools.memory_cue:CueInView"
+"""``CueInView`` as a ``--wrappers`` entry, the form the evaluation's games are built from."""
 
 
-def cue_position(env) -> tuple[int, int]:
-    """Where a MiniGrid Memory env puts its cue: the start room's left wall, one row above
-    the hallway (``minigrid.envs.MemoryEnv``)."""
-    return 1, env.unwrapped.height // 2 - 1
+class CueInView(gym.Wrapper):
+    """Reports ``cue_in_view`` (was the cue in the episode's first view) in every step's
+    info, and ``success`` (a positive reward: the agent reached the matching object) on the
+    episode's last step, where ``launch.evaluate`` reads both. The cue sits on the start
+    room's left wall, one row above the hallway (``minigrid.envs.MemoryEnv``)."""
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        observation, info = self.env.reset(**kwargs)
+        self.cue_in_view = bool(self.env.unwrapped.in_view(1, self.env.unwrapped.height // 2 - 1))
+        return observation, {**info, "cue_in_view": self.cue_in_view}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        info = {**info, "cue_in_view": self.cue_in_view}
+        if terminated or truncated:
+            info["success"] = float(reward > 0)
+        return observation, reward, terminated, truncated, info
 
 
-def play(policy, env, episodes: int, seed: int) -> list[tuple[bool, bool]]:
-    """``(cue in the first view, success)`` for each of ``episodes`` games of ``env``."""
-    results = []
-    for episode in range(episodes):
-        observation, _ = env.reset(seed=seed + episode)
-        in_view = bool(env.unwrapped.in_view(*cue_position(env)))
-        state = policy.initial_state(1)
-        reset = torch.ones(1, dtype=torch.bool)
-        previous_action = torch.zeros((1, *policy.action_shape), dtype=policy.action_dtype)
-        previous_reward = torch.zeros(1)
-        done, reward = False, 0.0
-        while not done:
-            batched = {key: np.asarray(value)[None] for key, value in observation.items()}
-            output, state = policy.act(batched, previous_action, previous_reward, reset, state)
-            observation, reward, terminated, truncated, _ = env.step(int(policy.to_env_action(output.action)[0]))
-            done = terminated or truncated
-            reset = torch.zeros(1, dtype=torch.bool)
-            previous_action, previous_reward = output.action, torch.tensor([float(reward)])
-        results.append((in_view, reward > 0))
-    return results
-
-
-def split_rates(results: list[tuple[bool, bool]]) -> dict[str, dict[str, float | int | list[float]]]:
-    """Success rate and 95% interval of all episodes and of each kind of start."""
-    groups = {"all": results, "cue in view": [r for r in results if r[0]],
-              "cue behind": [r for r in results if not r[0]]}
-    table = {}
-    for name, group in groups.items():
-        wins = sum(success for _, success in group)
-        table[name] = {"episodes": len(group), "success": wins / len(group) if group else float("nan"),
-                       "ci95": list(wilson_interval(wins, len(group))) if group else [float("nan")] * 2}
-    return table
+def success_by_start(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The success rate, its 95% interval and the episode count of all episodes and of each
+    kind of start, from ``evaluate``'s summary grouped by ``cue_in_view``."""
+    groups = {"all": summary, **{"cue in view" if group["value"] else "cue behind": group
+                                 for group in summary["groups"]}}
+    none = {"episodes": 0, "success_rate": float("nan"), "success_ci95": [float("nan")] * 2}  # a kind not played
+    return {name: {"episodes": group["episodes"], "success": group["success_rate"], "ci95": group["success_ci95"]}
+            for name in ("all", "cue in view", "cue behind") for group in [groups.get(name, none)]}
 
 
 @dataclass
@@ -79,14 +74,17 @@ class MemoryCueOptions:
     """A run directory (its latest checkpoint) or a checkpoint file of a MiniGrid Memory run."""
     episodes: int = 200
     """Games played."""
+    num_envs: int = 8
+    """Games stepped together."""
     seed: int = 12345
-    """Seed of the first game (then +1 per game) and of the policy's sampling."""
+    """Seed of the games and of the policy's sampling (as launch.evaluate's)."""
 
     def __post_init__(self) -> None:
         if not self.checkpoint:
             raise BadInput("--checkpoint is required")
-        if self.episodes < 1:
-            raise BadInput(f"--episodes must be >= 1, got {self.episodes}")
+        for name in ("episodes", "num_envs"):
+            if getattr(self, name) < 1:
+                raise BadInput(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -102,11 +100,11 @@ def cli(argv: list[str] | None = None) -> int:
             env.reset(seed=options.seed)  # a Memory env sets success_pos when it builds its grid
             if not hasattr(env.unwrapped, "success_pos") or not hasattr(env.unwrapped, "in_view"):
                 raise BadInput(f"{config.env!r} is not a MiniGrid Memory env (no success_pos / in_view)")
-            torch.manual_seed(options.seed)
-            policy = trained_policy(config, model_state, env.observation_space, env.action_space)
-            table = split_rates(play(policy, env, options.episodes, options.seed))
         finally:
             env.close()
+        wrapped = dataclasses.replace(config, wrappers=[*config.wrappers, WRAPPER])
+        table = success_by_start(evaluate(wrapped, model_state, options.episodes, options.num_envs, False,
+                                          options.seed, group_by="cue_in_view"))
         print(f"{config.env}, {options.checkpoint}: success by start")
         for name, row in table.items():
             print(f"  {name:12s} {row['episodes']:4d} episodes  {100 * row['success']:5.1f}% "

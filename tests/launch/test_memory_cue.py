@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import pytest
 import torch
 
@@ -11,18 +12,37 @@ from launch.cli import EXIT_BAD_INPUT
 from launch.impala.config import TrainConfig
 from launch.impala.env_factory import make_single_env
 from launch.impala.policy_factory import build_policy
-from launch.tools.memory_cue import cli, split_rates
+from launch.tools.memory_cue import CueInView, cli, success_by_start
 from tests.launch.helpers import cartpole_policy, save_policy_checkpoint
 
-pytest.importorskip("minigrid")
+minigrid = pytest.importorskip("minigrid")  # registers the MiniGrid envs
 
 
-def test_split_rates_group_the_episodes_by_their_start():
-    table = split_rates([(True, True), (True, True), (False, True), (False, False)])
-    assert table["all"]["episodes"] == 4 and table["all"]["success"] == 0.75
-    assert table["cue in view"]["success"] == 1.0 and table["cue behind"]["success"] == 0.5
-    low, high = table["cue behind"]["ci95"]
-    assert 0.0 < low < 0.5 < high < 1.0
+def test_the_wrapper_reports_the_start_and_the_success_at_the_episodes_end():
+    env = CueInView(gym.make("MiniGrid-MemoryS7-v0"))
+    kinds = set()
+    for seed in range(12):
+        _, info = env.reset(seed=seed)
+        start_x = int(env.unwrapped.agent_pos[0])
+        assert info["cue_in_view"] == (start_x == 1)  # only the leftmost start cell shows the cue
+        kinds.add(info["cue_in_view"])
+        done = False
+        while not done:
+            _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+            done = terminated or truncated
+            assert ("success" in info) == done
+        assert info["success"] == float(reward > 0)
+    assert kinds == {True, False}
+    env.close()
+
+
+def test_success_by_start_reads_the_grouped_summary_and_names_a_kind_not_played():
+    summary = {"episodes": 4, "success_rate": 0.75, "success_ci95": [0.3, 0.95],
+               "groups": [{"value": True, "episodes": 2, "success_rate": 1.0, "success_ci95": [0.34, 1.0]}]}
+    table = success_by_start(summary)
+    assert table["all"] == {"episodes": 4, "success": 0.75, "ci95": [0.3, 0.95]}
+    assert table["cue in view"] == {"episodes": 2, "success": 1.0, "ci95": [0.34, 1.0]}
+    assert table["cue behind"]["episodes"] == 0
 
 
 def test_cli_plays_a_memory_checkpoint_and_refuses_other_envs(tmp_path, capsys):
