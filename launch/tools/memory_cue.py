@@ -15,6 +15,8 @@ all. The tool plays the checkpoint's policy (sampled actions) over ``--episodes`
 ``launch.evaluate``, the games wrapped in ``CueInView``, which reports each episode's kind of
 start and its success in the step info, and prints the success rate of all episodes and of
 each kind of start with its 95% interval; the last line holds the figures as JSON.
+``CueAtStart``, a ``--wrappers`` entry for training, starts every episode with the cue in
+view: a probe of memory without the search.
 """
 
 from __future__ import annotations
@@ -54,6 +56,25 @@ class CueInView(gym.Wrapper):
         if terminated or truncated:
             info["success"] = float(reward > 0)
         return observation, reward, terminated, truncated, info
+
+
+class CueAtStart(gym.Wrapper):
+    """Starts every episode with the cue in view: draws the start again (the env's own
+    random generator, at most ``max_draws`` times; one in four starts qualifies) until the
+    agent stands on the start room's leftmost cell. A probe of memory without the search: a
+    policy that remembers the cue for the few steps to the hallway's end succeeds in every
+    episode. Train with ``--wrappers launch.tools.memory_cue:CueAtStart``."""
+
+    max_draws = 100
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        observation, info = self.env.reset(**kwargs)
+        game = self.env.unwrapped
+        for _ in range(self.max_draws):
+            if game.in_view(1, game.height // 2 - 1):
+                return observation, info
+            observation, info = self.env.reset()
+        raise RuntimeError(f"no start with the cue in view in {self.max_draws} draws")
 
 
 def success_by_start(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:

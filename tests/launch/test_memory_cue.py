@@ -12,7 +12,7 @@ from launch.cli import EXIT_BAD_INPUT
 from launch.impala.config import TrainConfig
 from launch.impala.env_factory import make_single_env
 from launch.impala.policy_factory import build_policy
-from launch.tools.memory_cue import CueInView, cli, success_by_start
+from launch.tools.memory_cue import CueAtStart, CueInView, cli, success_by_start
 from tests.launch.helpers import cartpole_policy, save_policy_checkpoint
 
 minigrid = pytest.importorskip("minigrid")  # registers the MiniGrid envs
@@ -33,6 +33,17 @@ def test_the_wrapper_reports_the_start_and_the_success_at_the_episodes_end():
             assert ("success" in info) == done
         assert info["success"] == float(reward > 0)
     assert kinds == {True, False}
+    env.close()
+
+
+def test_cue_at_start_starts_every_episode_with_the_cue_in_view():
+    env = CueInView(CueAtStart(gym.make("MiniGrid-MemoryS7-v0")))
+    cues = set()
+    for seed in range(12):
+        _, info = env.reset(seed=seed)
+        assert info["cue_in_view"] and int(env.unwrapped.agent_pos[0]) == 1
+        cues.add(type(env.unwrapped.grid.get(1, env.unwrapped.height // 2 - 1)).__name__)
+    assert cues == {"Key", "Ball"}  # the cue itself is still drawn at random
     env.close()
 
 
