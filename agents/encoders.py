@@ -13,6 +13,12 @@
   - ``"auto"``: ``"small"`` when the image has at most ``SMALL_IMAGE_MAX_CELLS`` cells
     (grid worlds such as Box-World and Mini PacMan), ``"deep"`` otherwise.
 
+  With ``symbols=True`` a ``uint8`` image is read as a grid of symbols instead of pixels:
+  each channel's value is a category with its own learned embedding (``SYMBOL_EMBEDDING_SIZE``
+  per channel), as BabyAI's agents read MiniGrid grids, whose cells hold an object index
+  (0-10), a colour (0-5) and a state (0-2). Scaled as pixels, a key (5) and a ball (6)
+  reach the convolutions 0.004 apart, and the trained agents could not tell them apart.
+
   Output sizes come from a test forward pass, never from hard-coded numbers.
 - Other ``Box`` spaces and ``MultiBinary``: flattened to floats, then a two-layer MLP (ReLU
   or tanh, ``mlp_activation``).
@@ -50,6 +56,9 @@ __all__ = [
     "mlp_activation_module",
     "ReceptiveFields",
 ]
+
+SYMBOL_EMBEDDING_SIZE = 8
+"""Width of each channel's embedding when an image is read as symbols (``ImageEncoder(symbols=True)``)."""
 
 SMALL_IMAGE_MAX_CELLS = 32 * 32
 """``encoder="auto"`` picks the small (paper) encoder for images with at most this many cells."""
@@ -104,22 +113,35 @@ class ImageEncoder(nn.Module):
             (0-10), a colour (0-5) and a state (0-2), so after the division by 255 a key and
             a ball differ by 0.004. Normalised, channels reach the convolutions at unit scale
             whatever their units.
+        symbols: read a ``uint8`` image as symbols: each channel's value (0-255) is looked
+            up in that channel's learned embedding, and the embeddings of all channels,
+            side by side, are the convolutions' input (see the module docstring).
 
     Raises:
-        ValueError: for an unknown kind, or an image too small for the deep encoder.
+        ValueError: for an unknown kind, an image too small for the deep encoder, or
+            ``symbols`` with a non-``uint8`` image or with ``normalize``.
     """
 
     def __init__(self, space: gym.spaces.Box, kind: Literal["auto", "small", "deep"] = "auto",
-                 normalize: bool = False) -> None:
+                 normalize: bool = False, symbols: bool = False) -> None:
         super().__init__()
         height, width = space.shape[:2]
         channels = space.shape[2] if len(space.shape) == 3 else 1
+        self.symbols: nn.Embedding | None = None
+        if symbols:
+            if space.dtype != np.uint8:
+                raise ValueError(f"symbols needs a uint8 image, got dtype {space.dtype}")
+            if normalize:
+                raise ValueError("an image read as symbols is not normalised: use symbols or normalize, not both")
+            self.symbols = nn.Embedding(channels * 256, SYMBOL_EMBEDDING_SIZE)  # one table of 256 rows per channel
+            self.register_buffer("symbol_offsets", torch.arange(channels) * 256, persistent=False)
+        input_channels = channels * SYMBOL_EMBEDDING_SIZE if symbols else channels
         if kind == "auto":
             kind = "small" if height * width <= SMALL_IMAGE_MAX_CELLS else "deep"
         if kind == "small":
-            layers = [nn.Conv2d(channels, 12, 2), nn.ReLU(), nn.Conv2d(12, 24, 2), nn.ReLU()]
+            layers = [nn.Conv2d(input_channels, 12, 2), nn.ReLU(), nn.Conv2d(12, 24, 2), nn.ReLU()]
         elif kind == "deep":
-            layers = [nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            layers = [nn.Conv2d(input_channels, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
                       nn.Conv2d(64, 64, 3, stride=1), nn.ReLU()]
         else:
             raise ValueError(f"encoder must be 'auto', 'small' or 'deep', got {kind!r}")
@@ -130,7 +152,7 @@ class ImageEncoder(nn.Module):
         self.normalizer = ObservationNormalizer(channels) if normalize else None
         try:
             with torch.no_grad():
-                probe = self.convolutions(torch.zeros(1, channels, height, width))
+                probe = self.convolutions(torch.zeros(1, input_channels, height, width))
         except RuntimeError as error:
             raise ValueError(
                 f"image observations of shape {space.shape} are too small for the {kind!r} encoder; "
@@ -153,6 +175,10 @@ class ImageEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[N, H, W, C]`` (or ``[N, H, W]``) raw pixels -> ``[N, C', H', W']`` features."""
+        if self.symbols is not None:
+            cells = image.unsqueeze(-1) if self.image_rank == 2 else image  # [N, H, W, C]
+            x = self.symbols(cells.long() + self.symbol_offsets).flatten(3)  # [N, H, W, C * embedding]
+            return self.convolutions(x.permute(0, 3, 1, 2))
         x = image.to(next(self.convolutions.parameters()).dtype) * self.scale  # float32 unless the module was cast
         x = x.unsqueeze(-1) if self.image_rank == 2 else x  # [N, H, W, C]
         if self.normalizer is not None:
@@ -260,6 +286,7 @@ class ObservationEncoder(nn.Module):
         mlp_activation: the vector MLPs' activation, ``"relu"`` or ``"tanh"``.
         normalize_images: normalise image leaves per channel by running statistics (see
             ``ImageEncoder``).
+        image_symbols: read ``uint8`` image leaves as grids of symbols (see ``ImageEncoder``).
 
     Attributes:
         left_out_paths: the paths of the leaves of ``space`` that are not encoded (empty
@@ -271,7 +298,7 @@ class ObservationEncoder(nn.Module):
 
     def __init__(self, space: gym.Space, image_encoder: Literal["auto", "small", "deep"] = "auto",
                  hidden_size: int = 256, embedding_size: int = 32, normalize_vectors: bool = False,
-                 mlp_activation: str = "relu", normalize_images: bool = False) -> None:
+                 mlp_activation: str = "relu", normalize_images: bool = False, image_symbols: bool = False) -> None:
         super().__init__()
         self.image_paths: list[Path] = []
         self.flat_paths: list[Path] = []
@@ -281,7 +308,7 @@ class ObservationEncoder(nn.Module):
         for path, leaf in space_leaves(encodable_space(space)):
             if is_image_space(leaf):
                 self.image_paths.append(path)
-                image_modules.append(ImageEncoder(leaf, image_encoder, normalize_images))
+                image_modules.append(ImageEncoder(leaf, image_encoder, normalize_images, image_symbols))
             elif isinstance(leaf, (gym.spaces.Box, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)):
                 self.flat_paths.append(path)
                 flat_modules.append(VectorEncoder(leaf, hidden_size, normalize_vectors, mlp_activation))

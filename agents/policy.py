@@ -191,6 +191,9 @@ class ActorCritic(nn.Module):
             at every state together (docs/learning.md, candidate I).
         image_normalization: normalise image observations per channel by running statistics
             (``agents.encoders.ImageEncoder``); off here.
+        image_symbols: read ``uint8`` image observations as grids of symbols, one learned
+            embedding per channel value (``agents.encoders.ImageEncoder``), as MiniGrid's
+            grids want; off here (``launch.train`` turns it on for MiniGrid envs).
 
     Raises:
         ValueError: for an unknown core, preset or option.
@@ -216,6 +219,7 @@ class ActorCritic(nn.Module):
         mlp_activation: Literal["relu", "tanh"] = "relu",
         orthogonal_init: bool = False,
         image_normalization: bool = False,
+        image_symbols: bool = False,
     ) -> None:
         super().__init__()
         if core not in ("rmc", "lstm", "none"):
@@ -238,7 +242,7 @@ class ActorCritic(nn.Module):
 
         self.encoder = ObservationEncoder(observation_space, encoder, hidden_size, embedding_size,
                                           normalize_vectors=observation_normalization, mlp_activation=mlp_activation,
-                                          normalize_images=image_normalization)
+                                          normalize_images=image_normalization, image_symbols=image_symbols)
         self.action_head = make_action_head(action_space, hidden_size)  # reads the head MLP's output
         extras_size = self.action_head.encoded_action_size + 1 if use_previous_action_reward else 0
         map_shapes = self.encoder.feature_map_shapes

@@ -188,6 +188,13 @@ class TrainConfig:
     """Normalise image observations per channel by running statistics (agents/encoders.py): an
     env that packs symbols into uint8 images (MiniGrid: object, colour and state indices of
     0-10) reaches the network at unit scale instead of 1/255 of it."""
+    image_encoding: Literal["pixels", "symbols", "auto"] = "pixels"
+    """How uint8 image observations are read (agents/encoders.py). 'pixels': scaled to [0, 1].
+    'symbols': each channel's value is a category with a learned embedding, for grids of
+    symbols such as MiniGrid's (object, colour and state indices). 'auto': symbols for the
+    MiniGrid envs (an entry point in the minigrid package) whose image has at most
+    SMALL_IMAGE_MAX_CELLS cells (their symbolic views, not the RGB renderings of
+    minigrid's RGBImg wrappers), pixels otherwise."""
     advantage_normalization: bool = True
     """Normalise the policy-gradient advantages of each batch (each minibatch) to mean 0 and
     standard deviation 1 over its valid transitions, as PPO and Sample Factory do, so the
@@ -392,7 +399,8 @@ _LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_p
                                     "advantage_normalization": False, "observation_normalization": False,
                                     "num_epochs": 1, "lstm_output_norm": False, "lr_kl_target": None,
                                     "pg_clip_reference": "behaviour", "mlp_activation": "relu",
-                                    "orthogonal_init": False, "image_normalization": False}
+                                    "orthogonal_init": False, "image_normalization": False,
+                                    "image_encoding": "pixels"}
 """Values of fields missing from configs saved before those fields existed."""
 
 
@@ -424,7 +432,7 @@ _AS_MEASURED = {"value_normalization": "none", "advantage_normalization": False,
                 "num_epochs": 1, "lr_kl_target": None, "lstm_output_norm": False,
                 "observation_normalization": False, "use_previous_action_reward": True,
                 "pg_clip_reference": "behaviour", "slots_per_actor": 2, "mlp_activation": "relu",
-                "orthogonal_init": False, "image_normalization": False}
+                "orthogonal_init": False, "image_normalization": False, "image_encoding": "pixels"}
 
 _TASKS: dict[str, dict[str, Any]] = {
     # A first run: 20 minutes on a laptop CPU, the learning rate falling linearly to 0 over them

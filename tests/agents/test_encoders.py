@@ -128,3 +128,43 @@ def test_receptive_fields_match_the_gradient_footprint(kind, shape):
         assert footprint.max(0).values.tolist() == [top + fields.size[0] - 1, left + fields.size[1] - 1]
     expected = ((0, 0), (1, 1), (3, 3)) if kind == "small" else ((0, 0), (8, 8), (36, 36))
     assert tuple(fields) == expected
+
+
+def test_symbols_tell_neighbouring_indices_apart_where_pixels_barely_do():
+    # MiniGrid-like cells: (object, colour, state) indices; a key (5) and a ball (6) in one cell.
+    space = gym.spaces.Box(0, 255, (7, 7, 3), np.uint8)
+    key = np.ones((1, 7, 7, 3), np.uint8)
+    key[0, 2, 6] = (5, 1, 0)
+    ball = key.copy()
+    ball[0, 2, 6, 0] = 6
+    torch.manual_seed(0)
+    symbols = ImageEncoder(space, "small", symbols=True)
+    torch.manual_seed(0)
+    pixels = ImageEncoder(space, "small")
+    assert symbols.output_shape == pixels.output_shape
+    with torch.no_grad():
+        def relative_change(encoder):
+            a, b = encoder(torch.from_numpy(key)), encoder(torch.from_numpy(ball))
+            return float((a - b).norm() / a.norm())
+        assert relative_change(symbols) > 50 * relative_change(pixels)
+        # every channel has its own table: the same value in another channel is another symbol
+        out = symbols(torch.from_numpy(key))
+        moved = key.copy()
+        moved[0, 2, 6] = (1, 5, 0)
+        assert not torch.allclose(out, symbols(torch.from_numpy(moved)))
+
+
+def test_symbols_need_uint8_images_and_exclude_normalisation():
+    with pytest.raises(ValueError, match="symbols needs a uint8 image"):
+        ImageEncoder(gym.spaces.Box(0.0, 1.0, (7, 7, 3), np.float32), symbols=True)
+    with pytest.raises(ValueError, match="not both"):
+        ImageEncoder(gym.spaces.Box(0, 255, (7, 7, 3), np.uint8), normalize=True, symbols=True)
+
+
+def test_symbols_give_gradients_to_the_embeddings_of_the_values_seen():
+    space = gym.spaces.Box(0, 255, (5, 5), np.uint8)  # one channel
+    encoder = ImageEncoder(space, "small", symbols=True)
+    image = torch.full((2, 5, 5), 3, dtype=torch.uint8)
+    encoder(image).sum().backward()
+    touched = encoder.symbols.weight.grad.abs().sum(dim=1).nonzero().flatten().tolist()
+    assert touched == [3]
