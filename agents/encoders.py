@@ -17,7 +17,8 @@
   each channel's value is a category with its own learned embedding (``SYMBOL_EMBEDDING_SIZE``
   per channel), as BabyAI's agents read MiniGrid grids, whose cells hold an object index
   (0-10), a colour (0-5) and a state (0-2). Scaled as pixels, a key (5) and a ball (6)
-  reach the convolutions 0.004 apart, and the trained agents could not tell them apart.
+  reach the convolutions 0.004 apart, a change the untrained agent's core state shows at
+  1e-4 of its size (docs/learning.md, candidate M).
 
   Output sizes come from a test forward pass, never from hard-coded numbers.
 - Other ``Box`` spaces and ``MultiBinary``: flattened to floats, then a two-layer MLP (ReLU

@@ -193,7 +193,7 @@ class ActorCritic(nn.Module):
             (``agents.encoders.ImageEncoder``); off here.
         image_symbols: read ``uint8`` image observations as grids of symbols, one learned
             embedding per channel value (``agents.encoders.ImageEncoder``), as MiniGrid's
-            grids want; off here (``launch.train`` turns it on for MiniGrid envs).
+            grids want; off here (``launch.train --image-encoding auto`` turns it on for MiniGrid envs).
 
     Raises:
         ValueError: for an unknown core, preset or option.
