@@ -162,6 +162,11 @@ class TrainConfig:
     """PPO's clip c of the ratio pi/mu (learner's policy over the actors') in the policy term,
     on the V-trace advantage (asynchronous PPO, as Sample Factory's APPO; agents/loss.py); none:
     IMPALA's V-trace policy gradient."""
+    action_hold_probability: float = 0.0
+    """Exploration that persists in time (launch/impala/exploration.py): with this probability
+    an actor repeats a game's previous action instead of sampling the policy, falling linearly
+    to 0 over the run; the behaviour probability of the mixture is recorded, so V-trace and the
+    clip correct for it. Discrete action spaces only; 0: the policy's own samples."""
     pg_clip_reference: Literal["update", "behaviour"] = "behaviour"
     """What --pg-ratio-clip clips the ratio against: 'behaviour', the actors' policy (Sample
     Factory's APPO), or 'update', the learner's own policy at the start of each update, with
@@ -312,6 +317,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         if self.lr_kl_target is not None and not self.lr_kl_target > 0.0:
             raise ConfigError(f"lr_kl_target must be > 0 or unset, got {self.lr_kl_target}")
+        if not 0.0 <= self.action_hold_probability < 1.0:
+            raise ConfigError(f"action_hold_probability must be in [0, 1), got {self.action_hold_probability}")
         if self.num_minibatches > self.batch_size:
             raise ConfigError(f"num_minibatches ({self.num_minibatches}) must be at most batch_size ({self.batch_size})")
         if not isinstance(self.slots_per_actor, int) or self.slots_per_actor < 0:
@@ -400,7 +407,7 @@ _LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_p
                                     "num_epochs": 1, "lstm_output_norm": False, "lr_kl_target": None,
                                     "pg_clip_reference": "behaviour", "mlp_activation": "relu",
                                     "orthogonal_init": False, "image_normalization": False,
-                                    "image_encoding": "pixels"}
+                                    "image_encoding": "pixels", "action_hold_probability": 0.0}
 """Values of fields missing from configs saved before those fields existed."""
 
 

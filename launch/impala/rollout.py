@@ -23,6 +23,7 @@ from agents.trajectory import Trajectory
 from launch.impala.buffers import RolloutBuffers
 from launch.impala.config import TrainConfig, resolve_device
 from launch.impala.env_factory import EpisodeRecord, episode_stats, make_vector_env
+from launch.impala.exploration import hold_previous_actions, hold_probability
 
 
 def compiles_acting(config: TrainConfig) -> bool:
@@ -101,8 +102,9 @@ class Rollout:
         Returns:
             The episodes that ended during the unroll.
         """
-        policy, unroll_length = self.policy, self.config.unroll_length
+        policy, unroll_length, config = self.policy, self.config.unroll_length, self.config
         buffers.policy_version[slot] = version
+        hold = hold_probability(config.action_hold_probability, version, config.steps_per_update, config.total_steps)
         for part, stored in zip(self.state, buffers.core_state):
             stored[slot].copy_(part)
         episodes: list[EpisodeRecord] = []
@@ -118,9 +120,13 @@ class Rollout:
             obs_tensor = map_leaves(lambda leaf: leaf[slot, t], buffers.obs)
             output, self.state = self.act(obs_tensor, self.previous_action, self.previous_reward, self.reset,
                                           self.state)
-            self.observation, reward, terminated, truncated, info = self.env.step(policy.to_env_action(output.action))
-            buffers.action[slot, t] = output.action
-            buffers.behaviour_log_prob[slot, t] = output.log_prob
+            action, behaviour_log_prob = output.action, output.log_prob
+            if hold > 0.0:
+                action, behaviour_log_prob = hold_previous_actions(action, output.policy_params, self.previous_action,
+                                                                   self.reset, hold)
+            self.observation, reward, terminated, truncated, info = self.env.step(policy.to_env_action(action))
+            buffers.action[slot, t] = action
+            buffers.behaviour_log_prob[slot, t] = behaviour_log_prob
             reward_tensor = torch.as_tensor(reward, dtype=torch.float32)
             buffers.reward[slot, t] = reward_tensor
             buffers.terminated[slot, t] = torch.as_tensor(terminated)
@@ -130,7 +136,7 @@ class Rollout:
             self.autoreset_next = np.logical_or(terminated, truncated)
             keep = ~self.reset
             shape = (-1,) + (1,) * len(policy.action_shape)
-            self.previous_action = output.action * keep.view(shape).to(output.action.dtype)
+            self.previous_action = action * keep.view(shape).to(action.dtype)
             self.previous_reward = reward_tensor * keep
         return episodes
 

@@ -1,0 +1,45 @@
+"""Exploration that holds the previous action: the actors' behaviour policy.
+
+With probability ``p`` an actor repeats the game's previous action instead of the action the
+policy sampled (never at an episode's first step, which has no previous action). The
+behaviour policy is then the mixture ``mu(a) = p * [a == previous] + (1 - p) * pi(a)``, and
+its log-probability is what the rollout records, so V-trace's importance weights and PPO's
+ratio correct for it like for any behaviour policy; the policy that is learned and evaluated
+is ``pi``. ``p`` falls linearly to 0 over the run, as the learning rate does.
+
+Why: on Acrobot-v1 a random policy that keeps its previous action with probability 0.8
+meets the goal in 21 of 50 episodes, one that samples every step in none
+(docs/learning.md, probe 9). Discrete action spaces only.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def hold_probability(start: float, version: int, steps_per_update: int, total_steps: int) -> float:
+    """``start`` falling linearly to 0 over the run, at the policy of learner update ``version``."""
+    progress = version * steps_per_update / max(1, total_steps)
+    return start * max(0.0, 1.0 - progress)
+
+
+def hold_previous_actions(action: torch.Tensor, logits: torch.Tensor, previous_action: torch.Tensor,
+                          reset: torch.Tensor, probability: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace each game's sampled action by its previous one with ``probability``.
+
+    Args:
+        action: ``[B]`` int64 actions sampled from the policy.
+        logits: ``[B, n]`` the policy's logits.
+        previous_action: ``[B]`` each game's previous action (ignored where ``reset``).
+        reset: ``[B]`` bool, True at an episode's first step (the action is never held there).
+        probability: ``p``.
+
+    Returns:
+        ``(action, behaviour_log_prob)``: the actions taken and ``log mu(action)``.
+    """
+    hold = torch.full(action.shape, probability, dtype=logits.dtype) * (~reset).to(logits.dtype)  # p per game
+    held = torch.rand(action.shape) < hold
+    taken = torch.where(held, previous_action, action)
+    policy_prob = torch.softmax(logits, dim=-1).gather(-1, taken.unsqueeze(-1)).squeeze(-1)
+    behaviour_prob = hold * (taken == previous_action).to(logits.dtype) + (1.0 - hold) * policy_prob
+    return taken, behaviour_prob.log()

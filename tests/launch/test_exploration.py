@@ -1,0 +1,77 @@
+"""launch.impala.exploration: actors that hold their previous action, with the behaviour
+probability of that mixture recorded for V-trace."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from launch.impala.config import ConfigError, TrainConfig
+from launch.impala.exploration import hold_previous_actions, hold_probability
+from launch.impala.policy_factory import build_policy
+from launch.impala.rollout import record_unroll
+from tests.launch.helpers import cartpole_policy
+
+
+def test_the_hold_probability_falls_linearly_to_zero_over_the_run():
+    assert hold_probability(0.8, 0, 640, 64_000) == pytest.approx(0.8)
+    assert hold_probability(0.8, 50, 640, 64_000) == pytest.approx(0.4)
+    assert hold_probability(0.8, 100, 640, 64_000) == 0.0
+    assert hold_probability(0.8, 150, 640, 64_000) == 0.0
+
+
+def test_held_actions_and_their_behaviour_probabilities():
+    torch.manual_seed(0)
+    games, p = 20_000, 0.6
+    logits = torch.log(torch.tensor([0.7, 0.2, 0.1])).expand(games, 3)
+    sampled = torch.distributions.Categorical(logits=logits).sample()
+    previous = torch.full((games,), 2)
+    reset = torch.zeros(games, dtype=torch.bool)
+    reset[:1000] = True  # episode starts: never held
+    taken, log_mu = hold_previous_actions(sampled, logits, previous, reset, p)
+    assert torch.equal(taken[:1000], sampled[:1000])
+    # mu(2) = p + (1 - p) pi(2) where the action may be held, pi elsewhere
+    assert (taken[1000:] == 2).float().mean().item() == pytest.approx(p + (1 - p) * 0.1, abs=0.015)
+    expected = torch.where(taken == 2, torch.tensor(math.log(p + (1 - p) * 0.1)),
+                           torch.log((1 - p) * torch.tensor([0.7, 0.2, 0.1])[taken]))
+    assert torch.allclose(log_mu[1000:], expected[1000:], atol=1e-6)
+    assert torch.allclose(log_mu[:1000], torch.log(torch.tensor([0.7, 0.2, 0.1])[taken[:1000]]), atol=1e-6)
+    unchanged, log_pi = hold_previous_actions(sampled, logits, previous, reset, 0.0)
+    assert torch.equal(unchanged, sampled)
+    assert torch.allclose(log_pi, torch.log_softmax(logits, -1).gather(-1, sampled[:, None])[:, 0], atol=1e-6)
+
+
+def repeat_rate(trajectory) -> float:
+    """Share of steps (within an episode, not its first) whose action repeats the previous one."""
+    same = trajectory.action[1:] == trajectory.action[:-1]
+    inside = ~trajectory.reset[1:-1] & trajectory.valid[1:] & trajectory.valid[:-1]
+    return same[inside].float().mean().item()
+
+
+def test_actors_hold_their_actions_and_record_the_mixtures_probability():
+    plain = TrainConfig(env="CartPole-v1", hidden_size=32)
+    held = TrainConfig(env="CartPole-v1", hidden_size=32, action_hold_probability=0.9)
+    policy = cartpole_policy(plain)  # near uniform over the two actions
+    base, _, _, _ = record_unroll(plain, policy.state_dict(), games=16, steps=30, seed=3)
+    sticky, _, _, _ = record_unroll(held, policy.state_dict(), games=16, steps=30, seed=3)
+    assert repeat_rate(base) < 0.65 and repeat_rate(sticky) > 0.85
+    repeated = torch.zeros_like(sticky.valid)
+    repeated[1:] = (sticky.action[1:] == sticky.action[:-1]) & ~sticky.reset[1:-1]
+    # a held action's behaviour probability is at least p; a switch's at most 1 - p
+    assert (sticky.behaviour_log_prob[repeated & sticky.valid] >= math.log(0.9) - 1e-6).all()
+    switched = ~repeated & sticky.valid
+    switched[0] = False
+    assert (sticky.behaviour_log_prob[switched & ~sticky.reset[:-1]] <= math.log(0.1) + 1e-6).all()
+
+
+def test_holding_needs_a_discrete_action_space_and_a_probability_below_one():
+    with pytest.raises(ConfigError, match="must be in"):
+        TrainConfig(env="CartPole-v1", action_hold_probability=1.0).validate()
+    box = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    with pytest.raises(ConfigError, match="needs a Discrete action space"):
+        build_policy(TrainConfig(env="Pendulum-v1", action_hold_probability=0.5),
+                     gym.spaces.Box(-1.0, 1.0, (3,), np.float32), box)
