@@ -75,3 +75,20 @@ def test_holding_needs_a_discrete_action_space_and_a_probability_below_one():
     with pytest.raises(ConfigError, match="needs a Discrete action space"):
         build_policy(TrainConfig(env="Pendulum-v1", action_hold_probability=0.5),
                      gym.spaces.Box(-1.0, 1.0, (3,), np.float32), box)
+
+
+def test_the_recorded_behaviour_probability_is_the_mixture_of_the_learners_policy():
+    # The learner recomputes pi over the stored unroll; the stored log mu must be
+    # log(p [a = previous] + (1 - p) pi(a)) with that pi and the stored previous action.
+    config = TrainConfig(env="CartPole-v1", hidden_size=32, action_hold_probability=0.7)
+    policy = cartpole_policy(config)
+    trajectory, state, _, _ = record_unroll(config, policy.state_dict(), games=8, steps=25, seed=11)
+    with torch.no_grad():
+        output, _ = policy.unroll(trajectory.obs, trajectory.previous_action, trajectory.previous_reward,
+                                  trajectory.reset, state)
+    steps = trajectory.action.shape[0]
+    pi = torch.softmax(output.policy_params[:steps], -1).gather(-1, trajectory.action[..., None])[..., 0]
+    hold = 0.7 * (~trajectory.reset[:steps]).float()  # record_unroll acts at version 0: p = 0.7
+    repeats = (trajectory.action == trajectory.previous_action[:steps]).float()
+    expected = torch.log(hold * repeats + (1 - hold) * pi)
+    assert torch.allclose(trajectory.behaviour_log_prob, expected, atol=1e-5)
