@@ -39,15 +39,20 @@ WRAPPER = "launch.tools.memory_cue:CueInView"
 """``CueInView`` as a ``--wrappers`` entry, the form the evaluation's games are built from."""
 
 
+def cue_in_view(game: Any) -> bool:
+    """Whether the agent of a ``minigrid.envs.MemoryEnv`` sees the cue, which sits on the start
+    room's left wall, one row above the hallway."""
+    return bool(game.in_view(1, game.height // 2 - 1))
+
+
 class CueInView(gym.Wrapper):
     """Reports ``cue_in_view`` (was the cue in the episode's first view) in every step's
     info, and ``success`` (a positive reward: the agent reached the matching object) on the
-    episode's last step, where ``launch.evaluate`` reads both. The cue sits on the start
-    room's left wall, one row above the hallway (``minigrid.envs.MemoryEnv``)."""
+    episode's last step, where ``launch.evaluate`` reads both."""
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         observation, info = self.env.reset(**kwargs)
-        self.cue_in_view = bool(self.env.unwrapped.in_view(1, self.env.unwrapped.height // 2 - 1))
+        self.cue_in_view = cue_in_view(self.env.unwrapped)
         return observation, {**info, "cue_in_view": self.cue_in_view}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
@@ -69,9 +74,8 @@ class CueAtStart(gym.Wrapper):
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         observation, info = self.env.reset(**kwargs)
-        game = self.env.unwrapped
         for _ in range(self.max_draws):
-            if game.in_view(1, game.height // 2 - 1):
+            if cue_in_view(self.env.unwrapped):
                 return observation, info
             observation, info = self.env.reset()
         raise RuntimeError(f"no start with the cue in view in {self.max_draws} draws")
