@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import torch
 
+from launch.impala.config import TrainConfig
+from launch.impala.learner import total_updates
 
-def hold_probability(start: float, version: int, steps_per_update: int, total_steps: int) -> float:
-    """``start`` falling linearly to 0 over the run, at the policy of learner update ``version``."""
-    progress = version * steps_per_update / max(1, total_steps)
-    return start * max(0.0, 1.0 - progress)
+
+def hold_probability(config: TrainConfig, version: int) -> float:
+    """``config.action_hold_probability`` falling linearly to 0 over the run's updates (the
+    learning rate's step-based progress), at the policy of learner update ``version``."""
+    return config.action_hold_probability * max(0.0, 1.0 - version / total_updates(config))
 
 
 def hold_previous_actions(action: torch.Tensor, logits: torch.Tensor, previous_action: torch.Tensor,
@@ -37,7 +40,7 @@ def hold_previous_actions(action: torch.Tensor, logits: torch.Tensor, previous_a
     Returns:
         ``(action, behaviour_log_prob)``: the actions taken and ``log mu(action)``.
     """
-    hold = torch.full(action.shape, probability, dtype=logits.dtype) * (~reset).to(logits.dtype)  # p per game
+    hold = (~reset).to(logits.dtype) * probability  # p per game, 0 at episode starts
     held = torch.rand(action.shape) < hold
     taken = torch.where(held, previous_action, action)
     policy_prob = torch.softmax(logits, dim=-1).gather(-1, taken.unsqueeze(-1)).squeeze(-1)

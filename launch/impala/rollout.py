@@ -102,9 +102,9 @@ class Rollout:
         Returns:
             The episodes that ended during the unroll.
         """
-        policy, unroll_length, config = self.policy, self.config.unroll_length, self.config
+        policy, unroll_length = self.policy, self.config.unroll_length
         buffers.policy_version[slot] = version
-        hold = hold_probability(config.action_hold_probability, version, config.steps_per_update, config.total_steps)
+        hold = hold_probability(self.config, version)
         for part, stored in zip(self.state, buffers.core_state):
             stored[slot].copy_(part)
         episodes: list[EpisodeRecord] = []

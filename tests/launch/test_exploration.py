@@ -18,10 +18,12 @@ from tests.launch.helpers import cartpole_policy
 
 
 def test_the_hold_probability_falls_linearly_to_zero_over_the_run():
-    assert hold_probability(0.8, 0, 640, 64_000) == pytest.approx(0.8)
-    assert hold_probability(0.8, 50, 640, 64_000) == pytest.approx(0.4)
-    assert hold_probability(0.8, 100, 640, 64_000) == 0.0
-    assert hold_probability(0.8, 150, 640, 64_000) == 0.0
+    config = TrainConfig(env="CartPole-v1", total_steps=64_000, action_hold_probability=0.8)  # 640 steps/update
+    assert config.steps_per_update == 640
+    assert hold_probability(config, 0) == pytest.approx(0.8)
+    assert hold_probability(config, 50) == pytest.approx(0.4)
+    assert hold_probability(config, 100) == 0.0
+    assert hold_probability(config, 150) == 0.0
 
 
 def test_held_actions_and_their_behaviour_probabilities():
