@@ -36,6 +36,16 @@ learning suite's runs on 2 cores), and 40-60% of the samples of the early CartPo
 Acrobot updates were outside the clip (mean over their epochs). Clipped against
 ``pi_prox``, every update starts with all ratios at 1 and the clip bounds that update's own
 movement, however old the data.
+Actors that explore around their policy (``launch.impala.exploration``: a held previous
+action) record two log-probabilities: the exploring mixture's, ``mu``, and their policy
+network's, ``pi_actor`` (``Trajectory.policy_log_prob``). With the clip against the actors,
+the clip is then taken against ``pi_actor`` and the exploration corrected by the same
+truncated weight: ``r_t = pi / pi_actor``, ``w_t = min(rho-bar_pg, pi_actor / mu)``. Clipped
+against ``mu`` itself, a held action's ratio is far below 1 from the start (about 0.4 for
+``pi = 1/3`` and a hold probability of 0.8), so held actions with negative advantages gave no
+gradient and those with positive ones did: the policy went to one action
+(docs/learning.md, candidate N). Where nothing was held ``pi_actor = mu`` and the loss is
+the plain clip's.
 The caller passes ``pi_prox``'s log-probabilities (``proximal_log_prob``), taken at the
 update's first epoch; without them the current policy is its own proximal policy (the first
 epoch's ratio is 1 and its gradient ``w_t * A_t * grad log pi``). It is not the trainer's
@@ -131,8 +141,12 @@ class LossOutput(NamedTuple):
             KL divergence. ``mean_importance_weight`` cannot show this: its expectation under
             ``mu`` is 1 whatever ``pi`` is. It rose before an easy Box-World collapse, but
             to values that healthy learning also reaches (docs/results.md, "Diagnostics").
-        pg_clipped_fraction: share of valid transitions whose clipped ratio (pi/mu, or
-            pi/pi_prox with ``pg_clip_reference = "update"``) lies outside ``[1 - c, 1 + c]``
+            Where the actors explored around their policy (``Trajectory.policy_log_prob``)
+            ``rho`` is taken against their policy network, not the exploring mixture, so it
+            measures the lag and not the exploration (then an estimate at the actions taken).
+        pg_clipped_fraction: share of valid transitions whose clipped ratio (pi/mu, pi over
+            the actors' policy network where they explored around it, or pi/pi_prox with
+            ``pg_clip_reference = "update"``) lies outside ``[1 - c, 1 + c]``
             for ``pg_ratio_clip = c`` (0 when it is None).
         value_scale: the scale ``sigma`` the value error was divided by (PopArt's; 1 for a
             policy without value normalisation), and the advantages too unless
@@ -163,6 +177,13 @@ def sampled_kl(log_ratio: torch.Tensor) -> torch.Tensor:
     is the divergence (``E_p[r] = 1``), so it needs only the log-probabilities of the sampled
     actions, for any action space."""
     return torch.expm1(log_ratio) - log_ratio
+
+
+def _off_policy_weight(reference: torch.Tensor, trajectory: Trajectory, config: LossConfig) -> torch.Tensor:
+    """``min(rho-bar_pg, pi_ref / mu)`` per transition (1 where not valid): the importance
+    weight from the behaviour policy to the policy the clip is taken against."""
+    weight = torch.exp(torch.where(trajectory.valid, reference - trajectory.behaviour_log_prob, 0.0))
+    return weight if config.clip_pg_rho_threshold is None else weight.clamp(max=config.clip_pg_rho_threshold)
 
 
 def impala_loss(
@@ -199,6 +220,7 @@ def impala_loss(
         rewards = rewards.clamp(-config.reward_clip, config.reward_clip)
     discounts = config.discount * (~trajectory.terminated).to(values.dtype)
     log_rhos = (target_log_prob - trajectory.behaviour_log_prob).detach()
+    actors_log_prob = trajectory.behaviour_log_prob if trajectory.policy_log_prob is None else trajectory.policy_log_prob
     log_rhos = torch.where(valid, log_rhos, torch.full_like(log_rhos, -float("inf")))
     targets = vtrace.from_importance_weights(
         log_rhos=log_rhos,
@@ -233,12 +255,14 @@ def impala_loss(
         clipped = torch.zeros_like(weight)
     else:
         reference = trajectory.behaviour_log_prob
+        if config.pg_clip_reference == "behaviour" and trajectory.policy_log_prob is not None:
+            # The actors explored around their policy: clip against that policy, and correct
+            # for the exploration with a truncated importance weight (decoupled PPO).
+            reference = trajectory.policy_log_prob
+            advantages = advantages * _off_policy_weight(reference, trajectory, config)
         if config.pg_clip_reference == "update":
             reference = target_log_prob.detach() if proximal_log_prob is None else proximal_log_prob
-            off_policy = torch.exp(torch.where(valid, reference - trajectory.behaviour_log_prob, 0.0))
-            if config.clip_pg_rho_threshold is not None:
-                off_policy = off_policy.clamp(max=config.clip_pg_rho_threshold)
-            advantages = advantages * off_policy
+            advantages = advantages * _off_policy_weight(reference, trajectory, config)
         ratio = torch.exp(torch.where(valid, target_log_prob - reference, 0.0))
         low, high = 1.0 - config.pg_ratio_clip, 1.0 + config.pg_ratio_clip
         surrogate = torch.minimum(ratio * advantages, ratio.clamp(low, high) * advantages)
@@ -257,7 +281,7 @@ def impala_loss(
             mean_value=(values[:-1] * weight).sum() / num_valid,
             mean_importance_weight=(log_rhos.exp() * weight).sum() / num_valid,
             mean_vtrace_target=(targets.vs * weight).sum() / num_valid,
-            behaviour_kl=torch.where(valid, sampled_kl(log_rhos), 0.0).sum() / num_valid,
+            behaviour_kl=torch.where(valid, sampled_kl(target_log_prob.detach() - actors_log_prob), 0.0).sum() / num_valid,
             pg_clipped_fraction=(clipped * weight).sum() / num_valid,
             value_scale=sigma,
             value_targets=targets.vs.detach(),

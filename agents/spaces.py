@@ -146,7 +146,10 @@ def get_leaf(tree: Any, path: Path) -> Any:
 def map_leaves(function: Callable[..., Any], tree: Any, *others: Any) -> Any:
     """Applies ``function`` to every leaf of a nested dict / tuple / list structure, keeping
     the structure (a named tuple stays one). With ``others`` (trees of the same structure)
-    ``function`` gets the matching leaf of each: ``function(leaf, *other_leaves)``."""
+    ``function`` gets the matching leaf of each: ``function(leaf, *other_leaves)``. None is
+    an absent part (an optional field of a named tuple) and stays None."""
+    if tree is None:
+        return None
     if isinstance(tree, Mapping):
         return {key: map_leaves(function, value, *(other[key] for other in others)) for key, value in tree.items()}
     if isinstance(tree, (tuple, list)):

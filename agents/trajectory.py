@@ -8,7 +8,11 @@ actor overlap by one observation, as in TorchBeast):
   to the policy at that step (``previous_action[t]``, ``previous_reward[t]``: zero where
   ``reset[t]``);
 - transition ``t`` in ``0..T-1`` holds the action taken at ``obs[t]``, its behaviour
-  log-probability, and the reward / terminated / truncated the environment returned.
+  log-probability, and the reward / terminated / truncated the environment returned;
+  ``policy_log_prob`` is the log-probability of that action under the actors' own policy
+  network. It differs from the behaviour log-probability only where the actors explore
+  around their policy (``launch.impala.exploration``: a held previous action); None means
+  the two are equal.
 
 Vector envs autoreset in Gymnasium's NEXT_STEP mode: after a step that ends an episode the
 next observation is the episode's *final* observation, and the following step resets and
@@ -39,6 +43,7 @@ class Trajectory(NamedTuple):
     reward: torch.Tensor  # [T, B] float32
     terminated: torch.Tensor  # [T, B] bool
     truncated: torch.Tensor  # [T, B] bool
+    policy_log_prob: torch.Tensor | None = None  # [T, B] float32: log pi_actor(a_t), None: as behaviour
 
     @property
     def valid(self) -> torch.Tensor:

@@ -32,6 +32,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import envs  # noqa: F401  (registers the rmc/ environments)
+from agents.spaces import map_leaves
 from agents.trajectory import Trajectory
 from launch.cli import BadInput, first_paragraph, parse_options, run_command
 from launch.impala.config import PRESETS, config_from_preset
@@ -85,7 +86,7 @@ def random_batch(observation_space: gym.Space, action_space: gym.Space, steps: i
         behaviour_log_prob=-torch.rand(steps, batch_size, generator=generator), reward=reward[1:],
         terminated=terminated, truncated=torch.zeros_like(terminated),
     )
-    return Trajectory(*(leaf.to(device) for leaf in batch))
+    return map_leaves(lambda leaf: leaf.to(device), batch)
 
 
 def synchronise(device: torch.device) -> None:

@@ -147,7 +147,8 @@ class Trainer:
                                                                 learner_sets_pace=local and cpu_learner)
         self.buffers = RolloutBuffers(config.num_actors * per_actor, config.unroll_length, config.envs_per_actor,
                                       observation_space, self.policy.action_shape, self.policy.action_dtype,
-                                      self.policy.initial_state(config.envs_per_actor), shared=local)
+                                      self.policy.initial_state(config.envs_per_actor), shared=local,
+                                      explores=config.action_hold_probability > 0)
         self.pool: ActorPool | RayActorPool
         if local:
             weights = SharedWeights(self.policy.state_dict(), version=self.counters.updates)

@@ -70,6 +70,9 @@ class RolloutBuffers:
         initial_state: the core state for E games (tuple of ``[E, ...]`` tensors), as a template.
         shared: allocate in shared memory (local actor processes write into it); False for
             buffers that stay in one process (a Ray actor's own slot, the Ray learner's slots).
+        explores: the actors explore around their policy (a hold probability above 0), so
+            ``gather`` hands over the actors' ``policy_log_prob`` beside the behaviour's
+            (otherwise the two are equal and the trajectory's field is None).
 
     Attributes: one shared tensor (or tree of them) per ``Trajectory`` field with the
     ``[N, T(+1), E]`` prefix, ``core_state`` (tuple of ``[N, E, ...]``) and
@@ -86,6 +89,7 @@ class RolloutBuffers:
         action_dtype: torch.dtype,
         initial_state: tuple[torch.Tensor, ...],
         shared: bool = True,
+        explores: bool = False,
     ) -> None:
         if num_buffers < 1:
             raise ValueError(f"num_buffers must be >= 1, got {num_buffers}")
@@ -93,12 +97,14 @@ class RolloutBuffers:
         self.num_buffers = num_buffers
         self.unroll_length = unroll_length
         self.num_envs = num_envs
+        self.explores = explores
         self.obs = _allocate(space_layout(encodable_space(observation_space)), steps, shared)
         self.reset = _zeros(steps, torch.bool, shared)
         self.previous_action = _zeros(steps + tuple(action_shape), action_dtype, shared)
         self.previous_reward = _zeros(steps, torch.float32, shared)
         self.action = _zeros(transitions + tuple(action_shape), action_dtype, shared)
         self.behaviour_log_prob = _zeros(transitions, torch.float32, shared)
+        self.policy_log_prob = _zeros(transitions, torch.float32, shared)
         self.reward = _zeros(transitions, torch.float32, shared)
         self.terminated = _zeros(transitions, torch.bool, shared)
         self.truncated = _zeros(transitions, torch.bool, shared)
@@ -109,7 +115,8 @@ class RolloutBuffers:
         """Every per-slot tensor (or tree of them), by name; each has the slot index first."""
         return {"obs": self.obs, "reset": self.reset, "previous_action": self.previous_action,
                 "previous_reward": self.previous_reward, "action": self.action,
-                "behaviour_log_prob": self.behaviour_log_prob, "reward": self.reward,
+                "behaviour_log_prob": self.behaviour_log_prob, "policy_log_prob": self.policy_log_prob,
+                "reward": self.reward,
                 "terminated": self.terminated, "truncated": self.truncated, "core_state": self.core_state,
                 "policy_version": self.policy_version}
 
@@ -167,6 +174,7 @@ class RolloutBuffers:
             reward=batch_time_major(self.reward),
             terminated=batch_time_major(self.terminated),
             truncated=batch_time_major(self.truncated),
+            policy_log_prob=batch_time_major(self.policy_log_prob) if self.explores else None,
         )
         state = tuple(batch_first(part) for part in self.core_state)
         return trajectory, state, self.policy_version.index_select(0, index).clone()

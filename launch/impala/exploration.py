@@ -3,9 +3,10 @@
 With probability ``p`` an actor repeats the game's previous action instead of the action the
 policy sampled (never at an episode's first step, which has no previous action). The
 behaviour policy is then the mixture ``mu(a) = p * [a == previous] + (1 - p) * pi(a)``, and
-its log-probability is what the rollout records, so V-trace's importance weights and PPO's
-ratio correct for it like for any behaviour policy; the policy that is learned and evaluated
-is ``pi``. ``p`` falls linearly to 0 over the run, as the learning rate does.
+its log-probability is what the rollout records, so V-trace's importance weights correct for
+it like for any behaviour policy; the rollout records ``log pi`` of the action taken too, and
+PPO's clip is taken against ``pi`` with the weight ``min(1, pi / mu)`` (agents/loss.py). The
+policy that is learned and evaluated is ``pi``. ``p`` falls linearly to 0 over the run, as the learning rate does.
 
 Why: on Acrobot-v1 a random policy that keeps its previous action with probability 0.8
 meets the goal in 21 of 50 episodes, one that samples every step in none
@@ -27,7 +28,7 @@ def hold_probability(config: TrainConfig, version: int) -> float:
 
 
 def hold_previous_actions(action: torch.Tensor, logits: torch.Tensor, previous_action: torch.Tensor,
-                          reset: torch.Tensor, probability: float) -> tuple[torch.Tensor, torch.Tensor]:
+                          reset: torch.Tensor, probability: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Replace each game's sampled action by its previous one with ``probability``.
 
     Args:
@@ -38,11 +39,12 @@ def hold_previous_actions(action: torch.Tensor, logits: torch.Tensor, previous_a
         probability: ``p``.
 
     Returns:
-        ``(action, behaviour_log_prob)``: the actions taken and ``log mu(action)``.
+        ``(action, behaviour_log_prob, policy_log_prob)``: the actions taken, ``log mu(action)``
+        and ``log pi(action)``.
     """
     hold = (~reset).to(logits.dtype) * probability  # p per game, 0 at episode starts
     held = torch.rand(action.shape) < hold
     taken = torch.where(held, previous_action, action)
     policy_prob = torch.softmax(logits, dim=-1).gather(-1, taken.unsqueeze(-1)).squeeze(-1)
     behaviour_prob = hold * (taken == previous_action).to(logits.dtype) + (1.0 - hold) * policy_prob
-    return taken, behaviour_prob.log()
+    return taken, behaviour_prob.log(), policy_prob.log()

@@ -85,7 +85,8 @@ class Rollout:
         """Buffers whose slots fit this rollout's unrolls."""
         return RolloutBuffers(num_buffers, self.config.unroll_length, self.config.envs_per_actor,
                               self.env.single_observation_space, self.policy.action_shape, self.policy.action_dtype,
-                              self.policy.initial_state(self.config.envs_per_actor), shared=shared)
+                              self.policy.initial_state(self.config.envs_per_actor), shared=shared,
+                              explores=self.config.action_hold_probability > 0)
 
     @torch.inference_mode()
     def unroll(self, buffers: RolloutBuffers, slot: int, version: int) -> list[EpisodeRecord]:
@@ -120,13 +121,14 @@ class Rollout:
             obs_tensor = map_leaves(lambda leaf: leaf[slot, t], buffers.obs)
             output, self.state = self.act(obs_tensor, self.previous_action, self.previous_reward, self.reset,
                                           self.state)
-            action, behaviour_log_prob = output.action, output.log_prob
+            action, behaviour_log_prob, policy_log_prob = output.action, output.log_prob, output.log_prob
             if hold > 0.0:
-                action, behaviour_log_prob = hold_previous_actions(action, output.policy_params, self.previous_action,
-                                                                   self.reset, hold)
+                action, behaviour_log_prob, policy_log_prob = hold_previous_actions(
+                    action, output.policy_params, self.previous_action, self.reset, hold)
             self.observation, reward, terminated, truncated, info = self.env.step(policy.to_env_action(action))
             buffers.action[slot, t] = action
             buffers.behaviour_log_prob[slot, t] = behaviour_log_prob
+            buffers.policy_log_prob[slot, t] = policy_log_prob
             reward_tensor = torch.as_tensor(reward, dtype=torch.float32)
             buffers.reward[slot, t] = reward_tensor
             buffers.terminated[slot, t] = torch.as_tensor(terminated)

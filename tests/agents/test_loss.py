@@ -238,3 +238,33 @@ def test_clipped_against_the_update_start_a_later_epoch_clips_the_updates_own_mo
     torch.testing.assert_close(policy.logits.grad, expected)
     with pytest.raises(ValueError, match="pg_clip_reference must be 'behaviour' or 'update', got 'actor'"):
         LossConfig(pg_clip_reference="actor")
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_actors_exploring_around_their_policy_are_clipped_against_that_policy(held):
+    # A held action: the actors' network gave pi(a) (the learner's), the exploring mixture
+    # mu(a) = 2 pi(a). Against mu the ratio is 0.5 and a negative advantage gives no gradient;
+    # against the actors' network the ratio is 1 and the gradient is IMPALA's times
+    # min(1, pi_actor / mu) = 0.5. A sample the mixture made less likely (mu = pi / 2, not
+    # held) keeps IMPALA's gradient (the weight 2 truncated to 1).
+    policy = TablePolicy([0.0, 0.0])
+    lag = math.log(2.0) if held else -math.log(2.0)
+    trajectory = make_trajectory(policy, [0, 1], [False, False], [1], [-10.0], [True], [False], off_policy=[lag])
+    clip = LossConfig(discount=0.9, entropy_cost=0.0, pg_ratio_clip=0.2)
+    against_mu, mu_gradient = policy_gradients(policy, trajectory, clip)
+    assert against_mu.pg_clipped_fraction.item() == 1.0
+    assert against_mu.behaviour_kl.item() > 0.05
+    if held:
+        assert torch.count_nonzero(mu_gradient) == 0
+    actors = trajectory._replace(policy_log_prob=trajectory.behaviour_log_prob - lag)
+    explored, gradient = policy_gradients(policy, actors, clip)
+    assert explored.pg_clipped_fraction.item() == 0.0
+    assert explored.behaviour_kl.item() == pytest.approx(0.0, abs=1e-6)  # the learner is the actors' policy
+    _, impala_gradient = policy_gradients(policy, trajectory._replace(behaviour_log_prob=actors.policy_log_prob),
+                                          CONFIG)
+    torch.testing.assert_close(gradient, impala_gradient * (0.5 if held else 1.0))
+    # where nothing was held the actors' policy is the behaviour and the loss is the plain clip's
+    unheld = trajectory._replace(policy_log_prob=trajectory.behaviour_log_prob)
+    same, same_gradient = policy_gradients(policy, unheld, clip)
+    assert same.total.item() == against_mu.total.item()
+    torch.testing.assert_close(same_gradient, mu_gradient)

@@ -34,7 +34,7 @@ def test_held_actions_and_their_behaviour_probabilities():
     previous = torch.full((games,), 2)
     reset = torch.zeros(games, dtype=torch.bool)
     reset[:1000] = True  # episode starts: never held
-    taken, log_mu = hold_previous_actions(sampled, logits, previous, reset, p)
+    taken, log_mu, log_pi_taken = hold_previous_actions(sampled, logits, previous, reset, p)
     assert torch.equal(taken[:1000], sampled[:1000])
     # mu(2) = p + (1 - p) pi(2) where the action may be held, pi elsewhere
     assert (taken[1000:] == 2).float().mean().item() == pytest.approx(p + (1 - p) * 0.1, abs=0.015)
@@ -42,9 +42,11 @@ def test_held_actions_and_their_behaviour_probabilities():
                            torch.log((1 - p) * torch.tensor([0.7, 0.2, 0.1])[taken]))
     assert torch.allclose(log_mu[1000:], expected[1000:], atol=1e-6)
     assert torch.allclose(log_mu[:1000], torch.log(torch.tensor([0.7, 0.2, 0.1])[taken[:1000]]), atol=1e-6)
-    unchanged, log_pi = hold_previous_actions(sampled, logits, previous, reset, 0.0)
+    assert torch.allclose(log_pi_taken, torch.log(torch.tensor([0.7, 0.2, 0.1])[taken]), atol=1e-6)  # held or not
+    unchanged, log_pi, same_log_pi = hold_previous_actions(sampled, logits, previous, reset, 0.0)
     assert torch.equal(unchanged, sampled)
     assert torch.allclose(log_pi, torch.log_softmax(logits, -1).gather(-1, sampled[:, None])[:, 0], atol=1e-6)
+    assert torch.equal(same_log_pi, log_pi)
 
 
 def repeat_rate(trajectory) -> float:
@@ -94,3 +96,12 @@ def test_the_recorded_behaviour_probability_is_the_mixture_of_the_learners_polic
     repeats = (trajectory.action == trajectory.previous_action[:steps]).float()
     expected = torch.log(hold * repeats + (1 - hold) * pi)
     assert torch.allclose(trajectory.behaviour_log_prob, expected, atol=1e-5)
+    # beside it, the actors' own policy's log pi(a), what the learner's clip is taken against
+    assert torch.allclose(trajectory.policy_log_prob, pi.log(), atol=1e-5)
+
+
+def test_without_exploration_the_actors_policy_is_the_behaviour_and_not_handed_over():
+    config = TrainConfig(env="CartPole-v1", hidden_size=32)
+    policy = cartpole_policy(config)
+    trajectory, _, _, _ = record_unroll(config, policy.state_dict(), games=4, steps=10, seed=3)
+    assert trajectory.policy_log_prob is None

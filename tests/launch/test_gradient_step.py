@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from agents import ActorCritic
+from agents.spaces import map_leaves
 from agents.trajectory import Trajectory
 from launch.impala.config import TrainConfig
 from launch.impala.learner import Learner, NonFiniteLossError
@@ -38,7 +39,7 @@ def make_learner(compile_update: str, **overrides) -> Learner:
 
 def batch(learner: Learner, seed: int) -> tuple[Trajectory, tuple[torch.Tensor, ...]]:
     trajectory = random_trajectory(learner.policy, steps=STEPS, batch_size=BATCH, seed=seed)
-    trajectory = Trajectory(*(leaf.double() if leaf.is_floating_point() else leaf for leaf in trajectory))
+    trajectory = map_leaves(lambda leaf: leaf.double() if leaf.is_floating_point() else leaf, trajectory)
     return trajectory, tuple(learner.policy.initial_state(BATCH))
 
 

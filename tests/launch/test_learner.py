@@ -193,6 +193,7 @@ def test_clipped_against_the_update_start_later_epochs_get_the_first_epochs_log_
 def test_select_games_takes_the_same_games_from_every_leaf_and_the_core_state() -> None:
     learner = make_learner()
     trajectory = random_trajectory(learner.policy, steps=5, batch_size=4, seed=3)
+    trajectory = trajectory._replace(policy_log_prob=-torch.rand(5, 4))  # the optional field too
     state = tuple(torch.randn_like(tensor) for tensor in learner.policy.initial_state(4))
     index = torch.tensor([3, 1])
     part, part_state = select_games(trajectory, state, index)
