@@ -58,6 +58,15 @@ class BadInput(ValueError):
     Commands that catch it exit with ``EXIT_BAD_INPUT``."""
 
 
+def require_at_least(options: object, **minimums: int) -> None:
+    """Raises ``BadInput`` naming the flag (``--num-envs`` for ``num_envs``) of the first
+    option below its minimum: ``require_at_least(self, episodes=1, warmup_steps=0)``."""
+    for name, minimum in minimums.items():
+        value = getattr(options, name)
+        if value < minimum:
+            raise BadInput(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring written under each field of a dataclass (and of the dataclasses it
     extends), read from their source."""

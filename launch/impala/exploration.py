@@ -6,7 +6,8 @@ behaviour policy is then the mixture ``mu(a) = p * [a == previous] + (1 - p) * p
 its log-probability is what the rollout records, so V-trace's importance weights correct for
 it like for any behaviour policy; the rollout records ``log pi`` of the action taken too, and
 PPO's clip is taken against ``pi`` with the weight ``min(1, pi / mu)`` (agents/loss.py). The
-policy that is learned and evaluated is ``pi``. ``p`` falls linearly to 0 over the run, as the learning rate does.
+policy that is learned and evaluated is ``pi``. ``p`` falls linearly to 0 over the run, as the learning rate does; with
+``action_hold_spread`` each actor's games hold with probabilities spread from 0 to ``p``.
 
 Why: on Acrobot-v1 a random policy that keeps its previous action with probability 0.8
 meets the goal in 21 of 50 episodes, one that samples every step in none
@@ -27,8 +28,18 @@ def hold_probability(config: TrainConfig, version: int) -> float:
     return config.action_hold_probability * max(0.0, 1.0 - version / total_updates(config))
 
 
+def game_hold_shares(config: TrainConfig) -> torch.Tensor:
+    """``[E]`` each game's share of the hold probability: 1 for every game, or, with
+    ``action_hold_spread``, ``i / (E - 1)`` for game ``i`` (Ape-X's spread of exploration
+    rates over its actors, here over one actor's games; 1 for a single game)."""
+    games = config.envs_per_actor
+    if not config.action_hold_spread or games == 1:
+        return torch.ones(games)
+    return torch.linspace(0.0, 1.0, games)
+
+
 def hold_previous_actions(action: torch.Tensor, logits: torch.Tensor, previous_action: torch.Tensor,
-                          reset: torch.Tensor, probability: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                          reset: torch.Tensor, probability: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Replace each game's sampled action by its previous one with ``probability``.
 
     Args:
@@ -36,7 +47,7 @@ def hold_previous_actions(action: torch.Tensor, logits: torch.Tensor, previous_a
         logits: ``[B, n]`` the policy's logits.
         previous_action: ``[B]`` each game's previous action (ignored where ``reset``).
         reset: ``[B]`` bool, True at an episode's first step (the action is never held there).
-        probability: ``p``.
+        probability: ``p``, one for every game or ``[B]``, one per game.
 
     Returns:
         ``(action, behaviour_log_prob, policy_log_prob)``: the actions taken, ``log mu(action)``

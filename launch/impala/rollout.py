@@ -23,7 +23,7 @@ from agents.trajectory import Trajectory
 from launch.impala.buffers import RolloutBuffers
 from launch.impala.config import TrainConfig, resolve_device
 from launch.impala.env_factory import EpisodeRecord, episode_stats, make_vector_env
-from launch.impala.exploration import hold_previous_actions, hold_probability
+from launch.impala.exploration import game_hold_shares, hold_previous_actions, hold_probability
 
 
 def compiles_acting(config: TrainConfig) -> bool:
@@ -77,6 +77,7 @@ class Rollout:
         self.observation, _ = self.env.reset(seed=seed)
         self.state = policy.initial_state(num_envs)
         self.reset = torch.ones(num_envs, dtype=torch.bool)
+        self.hold_shares = game_hold_shares(config)  # [E]
         self.previous_action = torch.zeros((num_envs, *policy.action_shape), dtype=policy.action_dtype)
         self.previous_reward = torch.zeros(num_envs, dtype=torch.float32)
         self.autoreset_next = np.zeros(num_envs, dtype=bool)  # games whose next step is a reset step
@@ -124,7 +125,7 @@ class Rollout:
             action, behaviour_log_prob, policy_log_prob = output.action, output.log_prob, output.log_prob
             if hold > 0.0:
                 action, behaviour_log_prob, policy_log_prob = hold_previous_actions(
-                    action, output.policy_params, self.previous_action, self.reset, hold)
+                    action, output.policy_params, self.previous_action, self.reset, hold * self.hold_shares)
             self.observation, reward, terminated, truncated, info = self.env.step(policy.to_env_action(action))
             buffers.action[slot, t] = action
             buffers.behaviour_log_prob[slot, t] = behaviour_log_prob

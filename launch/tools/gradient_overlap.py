@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from launch.cli import BadInput, first_paragraph, parse_options, run_command
+from launch.cli import BadInput, first_paragraph, parse_options, require_at_least, run_command
 from launch.impala.config import TrainConfig, parse_train_args
 from launch.impala.env_factory import make_single_env
 from launch.impala.policy_factory import build_policy
@@ -92,12 +92,7 @@ class GradientOverlapOptions:
     def __post_init__(self) -> None:
         if (self.checkpoint is None) == (not self.flags.strip()):
             raise BadInput("give either --flags (an untrained agent) or --checkpoint (a trained one)")
-        if self.states < 2:
-            raise BadInput(f"--states must be >= 2, got {self.states}")
-        if self.warmup_steps < 0:
-            raise BadInput(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
-        if self.inits < 1:
-            raise BadInput(f"--inits must be >= 1, got {self.inits}")
+        require_at_least(self, states=2, warmup_steps=0, inits=1)
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -43,9 +43,9 @@ import torch
 from agents.loss import LossConfig, impala_loss
 from agents.spaces import map_leaves
 from agents.trajectory import Trajectory
-from launch.cli import first_paragraph, parse_options, run_command
+from launch.cli import first_paragraph, parse_options, require_at_least, run_command
 from launch.impala.checkpoint import CheckpointRange, checkpoint_step, checkpoints_in_range
-from launch.impala.config import ConfigError, TrainConfig
+from launch.impala.config import TrainConfig
 from launch.impala.learner import loss_config
 from launch.impala.rollout import record_unroll
 from launch.impala.trained import load_trained, trained_policy
@@ -159,10 +159,7 @@ class LossBalanceOptions(CheckpointRange):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.batches < 1:
-            raise ConfigError(f"--batches must be >= 1, got {self.batches}")
-        if self.warmup_unrolls < 0:
-            raise ConfigError(f"--warmup-unrolls must be >= 0, got {self.warmup_unrolls}")
+        require_at_least(self, batches=1, warmup_unrolls=0)
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from launch.cli import BadInput, first_paragraph, parse_options, run_command
+from launch.cli import BadInput, first_paragraph, parse_options, require_at_least, run_command
 from launch.evaluate import evaluate
 from launch.impala.env_factory import make_single_env
 from launch.impala.trained import load_trained
@@ -107,9 +107,7 @@ class MemoryCueOptions:
     def __post_init__(self) -> None:
         if not self.checkpoint:
             raise BadInput("--checkpoint is required")
-        for name in ("episodes", "num_envs"):
-            if getattr(self, name) < 1:
-                raise BadInput(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, episodes=1, num_envs=1)
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -51,9 +51,8 @@ import torch
 from agents.loss import sampled_kl
 from agents.spaces import map_leaves
 from agents.trajectory import Trajectory
-from launch.cli import first_paragraph, parse_options, run_command
+from launch.cli import first_paragraph, parse_options, require_at_least, run_command
 from launch.impala.checkpoint import CheckpointRange, checkpoint_step, checkpoints_in_range
-from launch.impala.config import ConfigError
 from launch.impala.rollout import record_unroll
 from launch.impala.trained import load_trained, trained_policy
 from rmc_core import RelationalMemory
@@ -193,9 +192,7 @@ class PolicyDriftOptions(CheckpointRange):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("games", "steps", "samples"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, games=1, steps=1, samples=1)
 
 
 def cli(argv: list[str] | None = None) -> int:

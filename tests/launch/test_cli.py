@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 import pytest
 
-from launch.cli import MANY, POSITIONAL, REQUIRED, BadInput, EXIT_BAD_INPUT, field_docs, parse_options, run_command
+from launch.cli import (MANY, POSITIONAL, REQUIRED, BadInput, EXIT_BAD_INPUT, field_docs, parse_options,
+                        require_at_least, run_command)
 from launch.evaluate import EvaluateOptions
 from launch.impala.checkpoint import CheckpointError
 from launch.play import PlayConfig
@@ -118,3 +119,12 @@ def test_every_command_documents_every_option(options: Any) -> None:
     docs = field_docs(cls)
     assert names <= set(docs), f"{cls.__name__} fields without a docstring: {sorted(names - set(docs))}"
     assert all(docs[name] for name in names)
+
+
+def test_require_at_least_names_the_first_flag_below_its_minimum():
+    options = dataclasses.make_dataclass("Counts", [("num_envs", int), ("warmup_steps", int)])(num_envs=2, warmup_steps=-1)
+    require_at_least(options, num_envs=1)
+    with pytest.raises(BadInput, match="--warmup-steps must be >= 0, got -1"):
+        require_at_least(options, num_envs=2, warmup_steps=0)
+    with pytest.raises(BadInput, match="--num-envs must be >= 3, got 2"):
+        require_at_least(options, num_envs=3, warmup_steps=0)

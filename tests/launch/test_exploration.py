@@ -3,6 +3,7 @@ probability of that mixture recorded for V-trace."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import gymnasium as gym
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from agents.spaces import map_leaves
 from launch.impala.config import ConfigError, TrainConfig
-from launch.impala.exploration import hold_previous_actions, hold_probability
+from launch.impala.exploration import game_hold_shares, hold_previous_actions, hold_probability
 from launch.impala.policy_factory import build_policy
 from launch.impala.rollout import record_unroll
 from tests.launch.helpers import cartpole_policy
@@ -70,6 +72,22 @@ def test_actors_hold_their_actions_and_record_the_mixtures_probability():
     switched = ~repeated & sticky.valid
     switched[0] = False
     assert (sticky.behaviour_log_prob[switched & ~sticky.reset[:-1]] <= math.log(0.1) + 1e-6).all()
+
+
+def test_a_spread_hold_runs_from_the_policy_alone_to_p_over_each_actors_games():
+    config = TrainConfig(env="CartPole-v1", hidden_size=32, envs_per_actor=5, action_hold_probability=0.9,
+                         action_hold_spread=True)
+    assert game_hold_shares(config).tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert game_hold_shares(dataclasses.replace(config, envs_per_actor=1)).tolist() == [1.0]
+    assert game_hold_shares(dataclasses.replace(config, action_hold_spread=False)).tolist() == [1.0] * 5
+    policy = cartpole_policy(config)
+    trajectory, _, _, _ = record_unroll(config, policy.state_dict(), games=16, steps=40, seed=5)
+    on_policy, most_held = (map_leaves(lambda leaf: leaf[:, game:game + 1], trajectory) for game in (0, 15))
+    # game 0 never holds: its behaviour is the policy; game 15 holds with p = 0.9
+    assert torch.equal(on_policy.behaviour_log_prob, on_policy.policy_log_prob)
+    assert repeat_rate(on_policy) < 0.75 and repeat_rate(most_held) > 0.85
+    with pytest.raises(ConfigError, match="set that above 0"):
+        TrainConfig(env="CartPole-v1", action_hold_spread=True).validate()
 
 
 def test_holding_needs_a_discrete_action_space_and_a_probability_below_one():
