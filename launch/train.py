@@ -50,6 +50,7 @@ from launch.impala.checkpoint import (
 )
 from launch.impala.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, parse_train_args, resolve_device
 from launch.impala.env_factory import EnvConfigError, EpisodeRecord, make_vector_env
+from launch.impala.exploration import holds_actions
 from launch.impala.learner import Learner, NonFiniteLossError
 from launch.impala.policy_factory import build_policy
 from launch.impala.progress import ProgressView
@@ -134,6 +135,9 @@ class Trainer:
         env.close()
         torch.manual_seed(config.seed)  # the initial weights follow the run's seed (a resumed run loads its own)
         self.policy = build_policy(config, observation_space, action_space)
+        if config.action_hold_probability > 0 and not holds_actions(config, action_space):
+            log(f"the actors sample the policy at every step: holding the previous action "
+                f"(--action-hold-probability) needs a Discrete action space, not {action_space}")
         self.counters = Counters()
         self._checkpoint = checkpoint
         if checkpoint is not None:
@@ -148,7 +152,7 @@ class Trainer:
         self.buffers = RolloutBuffers(config.num_actors * per_actor, config.unroll_length, config.envs_per_actor,
                                       observation_space, self.policy.action_shape, self.policy.action_dtype,
                                       self.policy.initial_state(config.envs_per_actor), shared=local,
-                                      explores=config.action_hold_probability > 0)
+                                      explores=holds_actions(config, action_space))
         self.pool: ActorPool | RayActorPool
         if local:
             weights = SharedWeights(self.policy.state_dict(), version=self.counters.updates)

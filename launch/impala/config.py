@@ -162,15 +162,17 @@ class TrainConfig:
     """PPO's clip c of the ratio pi/mu (learner's policy over the actors') in the policy term,
     on the V-trace advantage (asynchronous PPO, as Sample Factory's APPO; agents/loss.py); none:
     IMPALA's V-trace policy gradient."""
-    action_hold_probability: float = 0.0
+    action_hold_probability: float = 0.8
     """Exploration that persists in time (launch/impala/exploration.py): with this probability
     an actor repeats a game's previous action instead of sampling the policy, falling linearly
     to 0 over the run; the behaviour probability of the mixture is recorded, so V-trace and the
-    clip correct for it. Discrete action spaces only; 0: the policy's own samples."""
-    action_hold_spread: bool = False
+    clip correct for it. Discrete action spaces only (other spaces act on the policy's own
+    samples, with a notice); 0: the policy's own samples everywhere."""
+    action_hold_spread: bool = True
     """Spread --action-hold-probability p over each actor's games, as Ape-X spreads its
     actors' exploration rates: game i of E holds with probability p * i / (E - 1), so one game
-    acts on the policy alone, one holds with p, and the others in between (E = 1: p)."""
+    acts on the policy alone, one holds with p, and the others in between (E = 1: p); false:
+    every game holds with p."""
     pg_clip_reference: Literal["update", "behaviour"] = "behaviour"
     """What --pg-ratio-clip clips the ratio against: 'behaviour', the actors' policy (Sample
     Factory's APPO), or 'update', the learner's own policy at the start of each update, with
@@ -323,8 +325,6 @@ class TrainConfig:
             raise ConfigError(f"lr_kl_target must be > 0 or unset, got {self.lr_kl_target}")
         if not 0.0 <= self.action_hold_probability < 1.0:
             raise ConfigError(f"action_hold_probability must be in [0, 1), got {self.action_hold_probability}")
-        if self.action_hold_spread and self.action_hold_probability == 0.0:
-            raise ConfigError("action_hold_spread spreads action_hold_probability over the games; set that above 0")
         if self.num_minibatches > self.batch_size:
             raise ConfigError(f"num_minibatches ({self.num_minibatches}) must be at most batch_size ({self.batch_size})")
         if not isinstance(self.slots_per_actor, int) or self.slots_per_actor < 0:
@@ -446,7 +446,8 @@ _AS_MEASURED = {"value_normalization": "none", "advantage_normalization": False,
                 "num_epochs": 1, "lr_kl_target": None, "lstm_output_norm": False,
                 "observation_normalization": False, "use_previous_action_reward": True,
                 "pg_clip_reference": "behaviour", "slots_per_actor": 2, "mlp_activation": "relu",
-                "orthogonal_init": False, "image_normalization": False, "image_encoding": "pixels"}
+                "orthogonal_init": False, "image_normalization": False, "image_encoding": "pixels",
+                "action_hold_probability": 0.0, "action_hold_spread": False}
 
 _TASKS: dict[str, dict[str, Any]] = {
     # A first run: 20 minutes on a laptop CPU, the learning rate falling linearly to 0 over them

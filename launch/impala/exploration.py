@@ -11,11 +11,14 @@ policy that is learned and evaluated is ``pi``. ``p`` falls linearly to 0 over t
 
 Why: on Acrobot-v1 a random policy that keeps its previous action with probability 0.8
 meets the goal in 21 of 50 episodes, one that samples every step in none
-(docs/learning.md, probe 9). Discrete action spaces only.
+(docs/learning.md, probe 9). With the clip taken against the actors' policy (candidate O)
+and the probabilities spread over the games (candidate P) it is the default. Discrete action
+spaces only: on others the actors sample the policy at every step.
 """
 
 from __future__ import annotations
 
+import gymnasium as gym
 import torch
 
 from launch.impala.config import TrainConfig
@@ -26,6 +29,12 @@ def hold_probability(config: TrainConfig, version: int) -> float:
     """``config.action_hold_probability`` falling linearly to 0 over the run's updates (the
     learning rate's step-based progress), at the policy of learner update ``version``."""
     return config.action_hold_probability * max(0.0, 1.0 - version / total_updates(config))
+
+
+def holds_actions(config: TrainConfig, action_space: gym.Space) -> bool:
+    """Whether the actors hold actions: a hold probability above 0 and a Discrete action
+    space (a held action of another space has no probability mass to mix with)."""
+    return config.action_hold_probability > 0.0 and isinstance(action_space, gym.spaces.Discrete)
 
 
 def game_hold_shares(config: TrainConfig) -> torch.Tensor:

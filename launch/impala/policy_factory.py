@@ -54,11 +54,8 @@ def build_policy(config: TrainConfig, observation_space: gym.Space, action_space
     """The ``ActorCritic`` of ``config`` for these (single-game) spaces, on the CPU.
 
     Raises:
-        ConfigError: when the agent rejects the spaces or the core settings, or
-            ``action_hold_probability`` is set for an action space that is not Discrete.
+        ConfigError: when the agent rejects the spaces or the core settings.
     """
-    if config.action_hold_probability > 0.0 and not isinstance(action_space, gym.spaces.Discrete):
-        raise ConfigError(f"action_hold_probability needs a Discrete action space; {config.env!r} has {action_space}")
     try:
         policy = ActorCritic(
             observation_space,

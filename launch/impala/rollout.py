@@ -23,7 +23,7 @@ from agents.trajectory import Trajectory
 from launch.impala.buffers import RolloutBuffers
 from launch.impala.config import TrainConfig, resolve_device
 from launch.impala.env_factory import EpisodeRecord, episode_stats, make_vector_env
-from launch.impala.exploration import game_hold_shares, hold_previous_actions, hold_probability
+from launch.impala.exploration import game_hold_shares, hold_previous_actions, hold_probability, holds_actions
 
 
 def compiles_acting(config: TrainConfig) -> bool:
@@ -77,6 +77,7 @@ class Rollout:
         self.observation, _ = self.env.reset(seed=seed)
         self.state = policy.initial_state(num_envs)
         self.reset = torch.ones(num_envs, dtype=torch.bool)
+        self.holds = holds_actions(config, self.env.single_action_space)
         self.hold_shares = game_hold_shares(config)  # [E]
         self.previous_action = torch.zeros((num_envs, *policy.action_shape), dtype=policy.action_dtype)
         self.previous_reward = torch.zeros(num_envs, dtype=torch.float32)
@@ -87,7 +88,7 @@ class Rollout:
         return RolloutBuffers(num_buffers, self.config.unroll_length, self.config.envs_per_actor,
                               self.env.single_observation_space, self.policy.action_shape, self.policy.action_dtype,
                               self.policy.initial_state(self.config.envs_per_actor), shared=shared,
-                              explores=self.config.action_hold_probability > 0)
+                              explores=self.holds)
 
     @torch.inference_mode()
     def unroll(self, buffers: RolloutBuffers, slot: int, version: int) -> list[EpisodeRecord]:
@@ -106,7 +107,7 @@ class Rollout:
         """
         policy, unroll_length = self.policy, self.config.unroll_length
         buffers.policy_version[slot] = version
-        hold = hold_probability(self.config, version)
+        hold = hold_probability(self.config, version) if self.holds else 0.0
         for part, stored in zip(self.state, buffers.core_state):
             stored[slot].copy_(part)
         episodes: list[EpisodeRecord] = []

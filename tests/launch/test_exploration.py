@@ -13,9 +13,10 @@ import torch
 
 from agents.spaces import map_leaves
 from launch.impala.config import ConfigError, TrainConfig
-from launch.impala.exploration import game_hold_shares, hold_previous_actions, hold_probability
+from launch.impala.exploration import game_hold_shares, hold_previous_actions, hold_probability, holds_actions
 from launch.impala.policy_factory import build_policy
 from launch.impala.rollout import record_unroll
+from launch.train import Trainer
 from tests.launch.helpers import cartpole_policy
 
 
@@ -59,8 +60,8 @@ def repeat_rate(trajectory) -> float:
 
 
 def test_actors_hold_their_actions_and_record_the_mixtures_probability():
-    plain = TrainConfig(env="CartPole-v1", hidden_size=32)
-    held = TrainConfig(env="CartPole-v1", hidden_size=32, action_hold_probability=0.9)
+    plain = TrainConfig(env="CartPole-v1", hidden_size=32, action_hold_probability=0.0)
+    held = TrainConfig(env="CartPole-v1", hidden_size=32, action_hold_probability=0.9, action_hold_spread=False)
     policy = cartpole_policy(plain)  # near uniform over the two actions
     base, _, _, _ = record_unroll(plain, policy.state_dict(), games=16, steps=30, seed=3)
     sticky, _, _, _ = record_unroll(held, policy.state_dict(), games=16, steps=30, seed=3)
@@ -86,23 +87,35 @@ def test_a_spread_hold_runs_from_the_policy_alone_to_p_over_each_actors_games():
     # game 0 never holds: its behaviour is the policy; game 15 holds with p = 0.9
     assert torch.equal(on_policy.behaviour_log_prob, on_policy.policy_log_prob)
     assert repeat_rate(on_policy) < 0.75 and repeat_rate(most_held) > 0.85
-    with pytest.raises(ConfigError, match="set that above 0"):
-        TrainConfig(env="CartPole-v1", action_hold_spread=True).validate()
 
 
-def test_holding_needs_a_discrete_action_space_and_a_probability_below_one():
+def test_the_default_holds_spread_actions_on_discrete_spaces_only_and_says_so_elsewhere():
+    config = TrainConfig(env="Pendulum-v1", hidden_size=16, num_actors=1, envs_per_actor=2, batch_size=2)
+    assert (config.action_hold_probability, config.action_hold_spread) == (0.8, True)
+    assert holds_actions(config, gym.spaces.Discrete(3))
+    assert not holds_actions(config, gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
+    assert not holds_actions(dataclasses.replace(config, action_hold_probability=0.0), gym.spaces.Discrete(3))
+    lines: list[str] = []
+    trainer = Trainer(config, run=None, log=lines.append)
+    try:
+        assert trainer.buffers.explores is False
+    finally:
+        trainer.close()
+    assert any("needs a Discrete action space, not Box" in line for line in lines)
+    policy = build_policy(config, gym.spaces.Box(-8.0, 8.0, (3,), np.float32), gym.spaces.Box(-2.0, 2.0, (1,)))
+    trajectory, _, _, _ = record_unroll(config, policy.state_dict(), games=2, steps=5, seed=1)
+    assert trajectory.policy_log_prob is None  # the actors sampled the policy at every step
+
+
+def test_a_hold_probability_must_be_below_one():
     with pytest.raises(ConfigError, match="must be in"):
         TrainConfig(env="CartPole-v1", action_hold_probability=1.0).validate()
-    box = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-    with pytest.raises(ConfigError, match="needs a Discrete action space"):
-        build_policy(TrainConfig(env="Pendulum-v1", action_hold_probability=0.5),
-                     gym.spaces.Box(-1.0, 1.0, (3,), np.float32), box)
 
 
 def test_the_recorded_behaviour_probability_is_the_mixture_of_the_learners_policy():
     # The learner recomputes pi over the stored unroll; the stored log mu must be
     # log(p [a = previous] + (1 - p) pi(a)) with that pi and the stored previous action.
-    config = TrainConfig(env="CartPole-v1", hidden_size=32, action_hold_probability=0.7)
+    config = TrainConfig(env="CartPole-v1", hidden_size=32, action_hold_probability=0.7, action_hold_spread=False)
     policy = cartpole_policy(config)
     trajectory, state, _, _ = record_unroll(config, policy.state_dict(), games=8, steps=25, seed=11)
     with torch.no_grad():
@@ -119,7 +132,7 @@ def test_the_recorded_behaviour_probability_is_the_mixture_of_the_learners_polic
 
 
 def test_without_exploration_the_actors_policy_is_the_behaviour_and_not_handed_over():
-    config = TrainConfig(env="CartPole-v1", hidden_size=32)
+    config = TrainConfig(env="CartPole-v1", hidden_size=32, action_hold_probability=0.0)
     policy = cartpole_policy(config)
     trajectory, _, _, _ = record_unroll(config, policy.state_dict(), games=4, steps=10, seed=3)
     assert trajectory.policy_log_prob is None
