@@ -135,7 +135,8 @@ class Trainer:
         env.close()
         torch.manual_seed(config.seed)  # the initial weights follow the run's seed (a resumed run loads its own)
         self.policy = build_policy(config, observation_space, action_space)
-        if config.action_hold_probability > 0 and not holds_actions(config, action_space):
+        explores = holds_actions(config, action_space)
+        if config.action_hold_probability > 0 and not explores:
             log(f"the actors sample the policy at every step: holding the previous action "
                 f"(--action-hold-probability) needs a Discrete action space, not {action_space}")
         self.counters = Counters()
@@ -152,7 +153,7 @@ class Trainer:
         self.buffers = RolloutBuffers(config.num_actors * per_actor, config.unroll_length, config.envs_per_actor,
                                       observation_space, self.policy.action_shape, self.policy.action_dtype,
                                       self.policy.initial_state(config.envs_per_actor), shared=local,
-                                      explores=holds_actions(config, action_space))
+                                      explores=explores)
         self.pool: ActorPool | RayActorPool
         if local:
             weights = SharedWeights(self.policy.state_dict(), version=self.counters.updates)
