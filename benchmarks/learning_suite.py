@@ -154,14 +154,17 @@ def success_of(entry: Entry, summary: dict[str, Any]) -> tuple[float, tuple[floa
 
 
 def seconds_to_target(run_dir: Path, entry: Entry) -> float | None:
-    """Training seconds until the interval's mean training return (or success) first reached
-    the target; None if it never did (or the entry's target is a ceiling)."""
+    """Training seconds until the interval's mean training return (of the games that act with
+    the policy itself) or success first reached the target; None if it never did (or the
+    entry's target is a ceiling)."""
     from launch.impala.run_dir import read_metrics
+    from launch.plot import metric_key
 
     if entry.below:
         return None
-    key = "episode_return_mean" if entry.metric == "return" else "success_rate"
-    for record in read_metrics(run_dir):
+    records = read_metrics(run_dir)
+    key = metric_key(records, entry.metric)
+    for record in records:
         value = record.get(key)
         if value is not None and value >= entry.target:
             return float(record["time_s"])

@@ -166,14 +166,14 @@ def evaluate(config: TrainConfig, model_state: dict[str, torch.Tensor] | None, e
             observation, reward, terminated, truncated, info = env.step(env_action)
             ended = info.get("_episode", np.zeros(num_envs, dtype=bool))
             counted = np.zeros(num_envs, dtype=bool)
-            for index, (episode_return, length, success) in zip(ended.nonzero()[0], episode_stats(info)):
+            for index, episode in zip(ended.nonzero()[0], episode_stats(info)):
                 if done_count[index] < quota[index]:
                     counted[index] = True
                     done_count[index] += 1
-                    returns.append(episode_return)
-                    lengths.append(length)
+                    returns.append(episode.return_)
+                    lengths.append(episode.length)
                     truncations.append(bool(truncated[index] and not terminated[index]))
-                    successes.append(success)
+                    successes.append(episode.success)
                     if group_by is not None:
                         group_values.append(ended_episode_value(info, group_by, int(index)))
             if step_hook is not None:

@@ -5,8 +5,10 @@ Usage::
     python -m launch.plot runs/boxworld-rmc-... runs/boxworld-lstm-... --out curves.png
     python -m launch.plot runs/A runs/B --metric success --smooth 10 --out success.png
 
-Each curve is a run's ``metrics.jsonl``: ``episode_return_mean`` (``--metric return``) or
-``success_rate`` (``--metric success``) against environment frames (``--x frames``) or
+Each curve is a run's ``metrics.jsonl``: the mean return (``--metric return``) or success
+rate (``--metric success``) of the games that act with the policy itself
+(``policy_return_mean``, ``policy_success_rate``; every game's ``episode_return_mean``,
+``success_rate`` for runs that do not log those) against environment frames (``--x frames``) or
 wall-clock hours (``--x hours``). Runs are labelled with their directory name unless
 ``--label`` is given once per run. Only ``metrics.jsonl`` is read, so a run's metrics copied
 without its checkpoints (as under ``docs/runs/``) plot too.
@@ -31,11 +33,24 @@ METRIC_KEYS = {"return": "episode_return_mean", "success": "success_rate"}
 METRIC_LABELS = {"return": "mean episode return", "success": "success rate"}
 
 
+POLICY_METRIC_KEYS = {"return": "policy_return_mean", "success": "policy_success_rate"}
+
+
+def metric_key(records: Sequence[dict], metric: Literal["return", "success"]) -> str:
+    """The metrics.jsonl key of ``metric`` in these records: that of the games that act with the
+    policy itself when the run logs it (while the actors hold actions, the all-games figure
+    counts the held games too; launch/impala/exploration.py), else that of every game."""
+    if any(POLICY_METRIC_KEYS[metric] in record for record in records):
+        return POLICY_METRIC_KEYS[metric]
+    return METRIC_KEYS[metric]
+
+
 def curve(run_path: str | os.PathLike[str], metric: Literal["return", "success"] = "return",
           x: Literal["frames", "hours"] = "frames", smooth: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` of one run: the records that hold the metric, smoothed by a trailing mean."""
-    key = METRIC_KEYS[metric]
-    records = [record for record in read_metrics(run_path) if record.get(key) is not None]
+    records = read_metrics(run_path)
+    key = metric_key(records, metric)
+    records = [record for record in records if record.get(key) is not None]
     xs = np.array([record["step"] if x == "frames" else record["time_s"] / 3600 for record in records], dtype=float)
     ys = np.array([record[key] for record in records], dtype=float)
     if smooth > 1 and len(ys):

@@ -50,7 +50,7 @@ from launch.impala.checkpoint import (
 )
 from launch.impala.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, parse_train_args, resolve_device
 from launch.impala.env_factory import EnvConfigError, EpisodeRecord, make_vector_env
-from launch.impala.exploration import holds_actions
+from launch.impala.exploration import holds_actions, on_policy_games
 from launch.impala.learner import Learner, NonFiniteLossError
 from launch.impala.policy_factory import build_policy
 from launch.impala.progress import ProgressView
@@ -166,6 +166,11 @@ class Trainer:
         self.device = torch.device("cpu")
         self.learner: Learner | None = None
         self.recent_returns: collections.deque[float] = collections.deque(maxlen=100)
+        # the games that act with the policy itself: the window holds as many of their episodes
+        # as end among 100 of all games (at least 10), so it spans about as long a time
+        policy_share = float(on_policy_games(config, explores).mean())
+        self.recent_policy_returns: collections.deque[float] = collections.deque(
+            maxlen=max(10, round(100 * policy_share)))
         self.recent_successes: collections.deque[float] = collections.deque(maxlen=100)
         self.best = BestTracker(config.best_window_episodes, self.counters.best_score)
         self.last_checkpoint: str | None = None
@@ -225,6 +230,11 @@ class Trainer:
             self.best.add(episode.return_, episode.success)
             interval["episode_return"].append(episode.return_)
             interval["episode_length"].append(float(episode.length))
+            if episode.on_policy:
+                self.recent_policy_returns.append(episode.return_)
+                interval["policy_return"].append(episode.return_)
+                if episode.success is not None:
+                    interval["policy_success"].append(episode.success)
             if episode.success is not None:
                 self.recent_successes.append(episode.success)
                 interval["success"].append(episode.success)
@@ -322,8 +332,8 @@ class Trainer:
                 record[name] = float(np.max(values))
             elif name == "policy_lag_mean":
                 record[name] = float(np.mean(values))
-            elif name == "success":
-                record["success_rate"] = float(np.mean(values))
+            elif name in ("success", "policy_success"):
+                record[name + "_rate"] = float(np.mean(values))
             else:
                 record[name + "_mean"] = float(np.mean(values))
                 if name in ("grad_norm", "behaviour_kl"):  # a single large update or swing; the mean hides it
@@ -331,7 +341,9 @@ class Trainer:
         if metrics is not None:
             metrics.write(record)
         if progress is not None:
-            recent_return = float(np.mean(self.recent_returns)) if self.recent_returns else None
+            # the games that act with the policy itself, when there are any (not every game holds)
+            shown = self.recent_policy_returns or self.recent_returns
+            recent_return = float(np.mean(shown)) if shown else None
             recent_success = float(np.mean(self.recent_successes)) if self.recent_successes else None
             time_left = self.deadline - time.monotonic() if self.deadline is not None else None
             progress.update(counters.step, steps_per_second, recent_return, recent_success,

@@ -168,6 +168,10 @@ class TrainConfig:
     to 0 over the run; the behaviour probability of the mixture is recorded, so V-trace and the
     clip correct for it. Discrete action spaces only (other spaces act on the policy's own
     samples, with a notice); 0: the policy's own samples everywhere."""
+    action_hold_steps: int = 0
+    """Frames over which --action-hold-probability falls linearly to 0 (the run's total_steps
+    when fewer), as DQN anneals its epsilon over a fixed number of frames whatever the run's
+    length; 0: over the whole run."""
     action_hold_spread: bool = True
     """Spread --action-hold-probability p over each actor's games, as Ape-X spreads its
     actors' exploration rates: game i of E holds with probability p * i / (E - 1), so one game
@@ -325,6 +329,8 @@ class TrainConfig:
             raise ConfigError(f"lr_kl_target must be > 0 or unset, got {self.lr_kl_target}")
         if not 0.0 <= self.action_hold_probability < 1.0:
             raise ConfigError(f"action_hold_probability must be in [0, 1), got {self.action_hold_probability}")
+        if not isinstance(self.action_hold_steps, int) or self.action_hold_steps < 0:
+            raise ConfigError(f"action_hold_steps must be an integer >= 0, got {self.action_hold_steps!r}")
         if self.num_minibatches > self.batch_size:
             raise ConfigError(f"num_minibatches ({self.num_minibatches}) must be at most batch_size ({self.batch_size})")
         if not isinstance(self.slots_per_actor, int) or self.slots_per_actor < 0:
@@ -414,7 +420,7 @@ _LEGACY_DEFAULTS: dict[str, Any] = {"core_output_norm": False, "rmc_gate_input_p
                                     "pg_clip_reference": "behaviour", "mlp_activation": "relu",
                                     "orthogonal_init": False, "image_normalization": False,
                                     "image_encoding": "pixels", "action_hold_probability": 0.0,
-                                    "action_hold_spread": False}
+                                    "action_hold_spread": False, "action_hold_steps": 0}
 """Values of fields missing from configs saved before those fields existed."""
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
@@ -268,10 +269,14 @@ class EpisodeRecord(NamedTuple):
     length: int
     success: float | None
     """The env's ``info["success"]`` at the episode's end; None when it reports none."""
+    on_policy: bool = True
+    """Whether the game acted with the policy itself; False for a game whose actions the
+    actors' exploration holds (launch/impala/exploration.py)."""
 
 
-def episode_stats(info: dict[str, Any]) -> list[EpisodeRecord]:
-    """The ``EpisodeRecord`` of each episode that ended at this step."""
+def episode_stats(info: dict[str, Any], on_policy: np.ndarray | None = None) -> list[EpisodeRecord]:
+    """The ``EpisodeRecord`` of each episode that ended at this step; ``on_policy`` (``[E]``
+    bool, default all True) marks the games that act with the policy itself."""
     if "_episode" not in info:
         return []
     ended = info["_episode"]
@@ -283,5 +288,6 @@ def episode_stats(info: dict[str, Any]) -> list[EpisodeRecord]:
         value: float | None = None
         if success is not None and success_mask is not None and success_mask[index]:
             value = float(success[index])
-        results.append(EpisodeRecord(float(returns[index]), int(lengths[index]), value))
+        acted_on_policy = True if on_policy is None else bool(on_policy[index])
+        results.append(EpisodeRecord(float(returns[index]), int(lengths[index]), value, acted_on_policy))
     return results

@@ -20,16 +20,20 @@ P). Discrete action spaces only: on others the actors sample the policy at every
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from launch.impala.config import TrainConfig
-from launch.impala.learner import total_updates
 
 
 def hold_probability(config: TrainConfig, version: int) -> float:
-    """``config.action_hold_probability`` falling linearly to 0 over the run's updates (the
-    learning rate's step-based progress), at the policy of learner update ``version``."""
-    return config.action_hold_probability * max(0.0, 1.0 - version / total_updates(config))
+    """``config.action_hold_probability`` falling linearly to 0 over the run's first
+    ``action_hold_steps`` frames (all of them with 0, or when the run is shorter), at the
+    policy of learner update ``version``."""
+    horizon = config.total_steps
+    if config.action_hold_steps:
+        horizon = min(horizon, config.action_hold_steps)
+    return config.action_hold_probability * max(0.0, 1.0 - version * config.steps_per_update / horizon)
 
 
 def holds_actions(config: TrainConfig, action_space: gym.Space) -> bool:
@@ -46,6 +50,13 @@ def game_hold_shares(config: TrainConfig) -> torch.Tensor:
     if not config.action_hold_spread or games == 1:
         return torch.ones(games)
     return torch.linspace(0.0, 1.0, games)
+
+
+def on_policy_games(config: TrainConfig, holds: bool) -> np.ndarray:
+    """``[E]`` bool: the games of an actor that act with the policy itself (never hold): every
+    game when the actors do not hold actions, else the games whose share is 0 (with
+    ``action_hold_spread``, game 0)."""
+    return (game_hold_shares(config) == 0).numpy() | (not holds)
 
 
 def hold_previous_actions(action: torch.Tensor, logits: torch.Tensor, previous_action: torch.Tensor,

@@ -23,7 +23,8 @@ from agents.trajectory import Trajectory
 from launch.impala.buffers import RolloutBuffers
 from launch.impala.config import TrainConfig, resolve_device
 from launch.impala.env_factory import EpisodeRecord, episode_stats, make_vector_env
-from launch.impala.exploration import game_hold_shares, hold_previous_actions, hold_probability, holds_actions
+from launch.impala.exploration import (game_hold_shares, hold_previous_actions, hold_probability, holds_actions,
+                                      on_policy_games)
 
 
 def compiles_acting(config: TrainConfig) -> bool:
@@ -79,6 +80,7 @@ class Rollout:
         self.reset = torch.ones(num_envs, dtype=torch.bool)
         self.holds = holds_actions(config, self.env.single_action_space)
         self.hold_shares = game_hold_shares(config)  # [E]
+        self.on_policy_games = on_policy_games(config, self.holds)  # [E]
         self.previous_action = torch.zeros((num_envs, *policy.action_shape), dtype=policy.action_dtype)
         self.previous_reward = torch.zeros(num_envs, dtype=torch.float32)
         self.autoreset_next = np.zeros(num_envs, dtype=bool)  # games whose next step is a reset step
@@ -135,7 +137,7 @@ class Rollout:
             buffers.reward[slot, t] = reward_tensor
             buffers.terminated[slot, t] = torch.as_tensor(terminated)
             buffers.truncated[slot, t] = torch.as_tensor(truncated)
-            episodes.extend(episode_stats(info))
+            episodes.extend(episode_stats(info, self.on_policy_games))
             self.reset = torch.from_numpy(self.autoreset_next.copy())  # that step reset these games
             self.autoreset_next = np.logical_or(terminated, truncated)
             keep = ~self.reset

@@ -85,10 +85,10 @@ def test_cartpole_unrolls_follow_the_trajectory_contract() -> None:
         expected_reward = torch.where(reset[t], 0.0, reward[t - 1])
         assert torch.equal(previous_reward[t], expected_reward)
         assert torch.equal(previous_action[t], torch.where(reset[t], 0, action[t - 1]))
-    lengths = [length for _, length, _ in episodes]
-    assert episodes and all(ret == length for ret, length, _ in episodes)  # CartPole: +1 per step
+    lengths = [episode.length for episode in episodes]
+    assert episodes and all(episode.return_ == episode.length for episode in episodes)  # CartPole: +1 per step
     assert len(episodes) == int(done.sum())
-    assert all(success is None for *_, success in episodes)
+    assert all(episode.success is None for episode in episodes)
     assert min(lengths) >= 1
 
 
@@ -97,7 +97,7 @@ def test_boxworld_unrolls_carry_success_and_gather_into_a_batch() -> None:
                          core_kwargs={"mem_slots": 2, "head_size": 8, "num_heads": 1}, envs_per_actor=E,
                          batch_size=2 * E, env_kwargs={"max_steps": 10})
     buffers, order, episodes, _ = collect_unrolls(config, 2)
-    assert episodes and all(success in (0.0, 1.0) for *_, success in episodes)
+    assert episodes and all(episode.success in (0.0, 1.0) for episode in episodes)
     assert buffers.obs.dtype == torch.uint8
     trajectory, state, versions = buffers.gather(order, torch.device("cpu"))
     assert trajectory.obs.shape[:2] == (T + 1, 2 * E) and trajectory.action.shape == (T, 2 * E)
@@ -188,5 +188,6 @@ def test_episode_stats_reads_returns_lengths_and_success() -> None:
     info = {"episode": {"r": np.array([0.0, 3.5, 1.0]), "l": np.array([0, 7, 2])},
             "_episode": np.array([False, True, True]),
             "success": np.array([False, True, False]), "_success": np.array([False, True, False])}
-    assert episode_stats(info) == [(3.5, 7, 1.0), (1.0, 2, None)]
+    assert episode_stats(info) == [(3.5, 7, 1.0, True), (1.0, 2, None, True)]
+    assert episode_stats(info, np.array([True, False, True])) == [(3.5, 7, 1.0, False), (1.0, 2, None, True)]
     assert episode_stats({}) == []

@@ -16,7 +16,7 @@ from launch.impala.env_factory import make_vector_env
 from launch.impala.policy_factory import build_policy
 from launch.impala.run_dir import MetricsWriter, RunDir
 from launch.plot import cli as plot_cli
-from launch.plot import curve
+from launch.plot import curve, metric_key
 
 
 def make_run(root: Path, name: str, config: TrainConfig, returns: list[float]) -> RunDir:
@@ -121,6 +121,17 @@ def test_plot_several_runs_to_a_png(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_cli([str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_plot_draws_the_games_that_act_with_the_policy_itself_when_the_run_logs_them(tmp_path: Path) -> None:
+    records = [{"step": 100, "episode_return_mean": 10.0, "success_rate": 0.1},
+               {"step": 200, "episode_return_mean": 20.0, "policy_return_mean": 40.0, "policy_success_rate": 0.5}]
+    assert metric_key(records, "return") == "policy_return_mean"
+    assert metric_key(records, "success") == "policy_success_rate"
+    assert metric_key(records[:1], "return") == "episode_return_mean"
+    assert metric_key(records[:1], "success") == "success_rate"
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(record) for record in records))
+    assert curve(tmp_path, "return")[1].tolist() == [40.0]
 
 
 def test_plot_reads_metrics_copied_without_checkpoints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ from agents.spaces import map_leaves
 from launch.impala.config import ConfigError, TrainConfig
 from launch.impala.exploration import game_hold_shares, hold_previous_actions, hold_probability, holds_actions
 from launch.impala.policy_factory import build_policy
-from launch.impala.rollout import record_unroll
+from launch.impala.rollout import Rollout, record_unroll
 from launch.train import Trainer
 from tests.launch.helpers import cartpole_policy
 
@@ -27,6 +27,13 @@ def test_the_hold_probability_falls_linearly_to_zero_over_the_run():
     assert hold_probability(config, 50) == pytest.approx(0.4)
     assert hold_probability(config, 100) == 0.0
     assert hold_probability(config, 150) == 0.0
+    # over a horizon of frames shorter than the run, then 0 for the rest of it
+    horizon = dataclasses.replace(config, action_hold_steps=32_000)
+    assert hold_probability(horizon, 25) == pytest.approx(0.4)
+    assert hold_probability(horizon, 50) == 0.0
+    assert hold_probability(dataclasses.replace(config, action_hold_steps=640_000), 50) == pytest.approx(0.4)
+    with pytest.raises(ConfigError, match="action_hold_steps"):
+        TrainConfig(env="CartPole-v1", action_hold_steps=-1).validate()
 
 
 def test_held_actions_and_their_behaviour_probabilities():
@@ -87,6 +94,25 @@ def test_a_spread_hold_runs_from_the_policy_alone_to_p_over_each_actors_games():
     # game 0 never holds: its behaviour is the policy; game 15 holds with p = 0.9
     assert torch.equal(on_policy.behaviour_log_prob, on_policy.policy_log_prob)
     assert repeat_rate(on_policy) < 0.75 and repeat_rate(most_held) > 0.85
+
+
+def episodes_of(config: TrainConfig, unrolls: int) -> list:
+    rollout = Rollout(config, seed=2)
+    try:
+        buffers = rollout.make_buffers(1, shared=False)
+        return [episode for _ in range(unrolls) for episode in rollout.unroll(buffers, 0, 0)]
+    finally:
+        rollout.close()
+
+
+def test_the_episodes_of_games_that_act_with_the_policy_itself_are_marked():
+    config = TrainConfig(env="CartPole-v1", hidden_size=16, envs_per_actor=2, unroll_length=50,
+                         action_hold_probability=0.8, action_hold_spread=True)
+    # game 0 acts with the policy, game 1 holds: both end episodes of a near-uniform policy
+    marks = {episode.on_policy for episode in episodes_of(config, 4)}
+    assert marks == {True, False}
+    assert not any(episode.on_policy for episode in episodes_of(dataclasses.replace(config, action_hold_spread=False), 4))
+    assert all(episode.on_policy for episode in episodes_of(dataclasses.replace(config, action_hold_probability=0.0), 4))
 
 
 def test_the_default_holds_spread_actions_on_discrete_spaces_only_and_says_so_elsewhere():

@@ -43,6 +43,10 @@ def test_seconds_to_target_reads_the_first_log_at_the_target(tmp_path) -> None:
     entry = next(entry for entry in suite.ENTRIES if entry.name == "cartpole-rmc")
     assert suite.seconds_to_target(tmp_path, entry) == 15.0
     assert suite.seconds_to_target(tmp_path, suite.dataclasses.replace(entry, target=500.0)) is None
+    # a run that logs the return of the games acting with the policy itself is timed by it
+    records[1]["policy_return_mean"] = 490.0
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(record) for record in records))
+    assert suite.seconds_to_target(tmp_path, entry) == 10.0
 
 
 def test_the_table_shows_each_seed_the_verdict_and_the_peer() -> None:

@@ -42,6 +42,9 @@ def test_smoke_run_writes_a_complete_run_directory(smoke_run: Path) -> None:
     assert all(record["behaviour_kl_max"] >= record["behaviour_kl_mean"] >= 0 for record in learned)
     returns = [record["episode_return_mean"] for record in records if "episode_return_mean" in record]
     assert returns and all(1 <= value <= 500 for value in returns)  # CartPole episodes: 1..500 steps of +1
+    # the games that act with the policy itself (game 0 of each actor: the others hold actions)
+    policy_returns = [record["policy_return_mean"] for record in records if "policy_return_mean" in record]
+    assert policy_returns and all(1 <= value <= 500 for value in policy_returns)
     checkpoint = load_checkpoint(latest_checkpoint(smoke_run / "checkpoints"))
     assert checkpoint["counters"]["step"] == 1600
     assert checkpoint["counters"]["updates"] == 1600 // 80
