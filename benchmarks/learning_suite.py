@@ -10,7 +10,8 @@ RecurrentPPO for the partially observed tasks, with RL Zoo's published hyperpara
 The table gives, per entry: the frames, the wall time of each training run, the evaluated
 mean return (or success rate) of each seed with its 95% confidence interval, the target,
 pass/fail (every seed must pass), the wall time to the target (the first log at which the
-mean training return of the last interval reached it), and the peer's figures beside them.
+mean training return of the last interval reached it, counting the games that act with the
+policy itself: launch/plot.py), and the peer's figures beside them.
 
     python benchmarks/learning_suite.py --quick                  # CartPole for each core, one seed
     python benchmarks/learning_suite.py                          # every entry
@@ -18,7 +19,10 @@ mean training return of the last interval reached it), and the peer's figures be
     python benchmarks/learning_suite.py --only cartpole-novel-lstm --no-peer --out suite_runs
 
 Writes OUT/results.json (every run's figures) and, with ``--plot DIR``, one PNG of training
-curves per env in DIR.
+curves per env in DIR. ``--from-results`` prints the table and draws the curves of earlier
+invocations (several seeds run at different times, say) without training:
+
+    python benchmarks/learning_suite.py --from-results a/results.json --from-results b/results.json --plot docs
 """
 
 from __future__ import annotations
@@ -409,10 +413,16 @@ class SuiteOptions:
     flags: str = ""
     """Further launch.train flags for every entry, as one string (a candidate config, e.g.
     "--advantage-normalization --lr-kl-target 0.02"); the table and the plots name them."""
+    from_results: list[str] = field(default_factory=list, metadata={"metavar": "RESULTS_JSON"})
+    """Train nothing: print the table (and, with --plot, the curves) of the runs in these
+    results.json files of earlier invocations (repeat for several; with --only, of those
+    entries); each run's folder is found as written, beside the file, or by its name there."""
 
     def __post_init__(self) -> None:
         if self.seeds is not None and self.seeds < 1:
             raise BadInput(f"--seeds must be >= 1, got {self.seeds}")
+        if self.from_results and self.flags:
+            raise BadInput("--flags cannot go with --from-results: each results.json names the flags it trained with")
         if any(flag in shlex.split(self.flags) for flag in ("--env", "--core", "--seed", "--runs-root", "--run-name")):
             raise BadInput(f"--flags cannot set what each entry sets itself (--env, --core, --seed, the run "
                            f"directory), got {self.flags!r}")
@@ -440,8 +450,63 @@ def main(argv: list[str] | None = None) -> int:
         epilog="entries: " + ", ".join(entry.name for entry in ENTRIES))))
 
 
+def load_results(paths: list[str]) -> tuple[dict[str, list[RunResult]], dict[str, list[dict[str, Any]]],
+                                          tuple[str, ...]]:
+    """``(runs, peers, flags)`` of results.json files written by earlier invocations, merged;
+    each run's folder is its ``run_dir`` as written, relative to the file's folder, or its name
+    in that folder (how run files copied beside the file are found)."""
+    results: dict[str, list[RunResult]] = {}
+    peers: dict[str, list[dict[str, Any]]] = {}
+    flags: tuple[str, ...] | None = None
+    seen: dict[tuple[str, int], str] = {}
+    for path in map(Path, paths):
+        try:
+            data = json.loads(path.read_text())
+            runs, file_peers, file_flags = data["runs"], data.get("peers", {}), tuple(data.get("flags", []))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise BadInput(f"{str(path)!r} is not a learning suite results.json: {error}") from None
+        if flags is not None and file_flags != flags:
+            raise BadInput(f"{str(path)!r} was trained with flags {list(file_flags)}, the files before it with "
+                           f"{list(flags)}: one table takes runs of one config")
+        flags = file_flags
+        for name, records in runs.items():
+            for record in records:
+                key = (name, int(record["seed"]))
+                if key in seen:
+                    raise BadInput(f"{name} seed {key[1]} is in both {seen[key]!r} and {str(path)!r}")
+                seen[key] = str(path)
+                stored = Path(record["run_dir"])
+                found = next((candidate for candidate in (stored, path.parent / stored, path.parent / stored.name)
+                              if candidate.is_dir()), stored)
+                known = {part: value for part, value in record.items() if part in RunResult.__dataclass_fields__}
+                results.setdefault(name, []).append(RunResult(**{**known, "ci95": tuple(record["ci95"]),
+                                                                 "run_dir": str(found)}))
+        for env, env_peers in file_peers.items():
+            peers.setdefault(env, []).extend(env_peers)
+    for runs in results.values():
+        runs.sort(key=lambda run: run.seed)
+    return results, peers, flags or ()
+
+
+def report(entries: list[Entry], results: dict[str, list[RunResult]], peers: dict[str, list[dict[str, Any]]],
+           extra_flags: tuple[str, ...], plot: str | None) -> int:
+    """Prints the table (and writes the curves); 1 when a run failed its target."""
+    if extra_flags:
+        print("every entry trained with: " + " ".join(extra_flags))
+    print(format_table(entries, results, peers))
+    if plot:
+        for path in plot_curves(entries, results, Path(plot), extra_flags):
+            print(f"curves: {path}")
+    return 0 if all(r.passed for runs in results.values() for r in runs) else 1
+
+
 def run_suite(args: SuiteOptions) -> int:
     """Trains and evaluates the chosen entries, prints the table; 1 when an entry failed."""
+    if args.from_results:
+        results, peers, flags = load_results(args.from_results)
+        chosen = {entry.name for entry in select(args.only, False)} if args.only else set(results)
+        results = {name: runs for name, runs in results.items() if name in chosen}
+        return report([entry for entry in ENTRIES if entry.name in results], results, peers, flags, args.plot)
     entries = select(args.only, args.quick)
     extra_flags = tuple(shlex.split(args.flags))
     if extra_flags:
@@ -469,13 +534,7 @@ def run_suite(args: SuiteOptions) -> int:
                 {"runs": {name: [dataclasses.asdict(r) for r in runs] for name, runs in results.items()},
                  "peers": peers, "flags": list(extra_flags)}, indent=1))
     print()
-    if extra_flags:
-        print("every entry trained with: " + " ".join(extra_flags))
-    print(format_table(entries, results, peers))
-    if args.plot:
-        for path in plot_curves(entries, results, Path(args.plot), extra_flags):
-            print(f"curves: {path}")
-    return 0 if all(r.passed for runs in results.values() for r in runs) else 1
+    return report(entries, results, peers, extra_flags, args.plot)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +61,45 @@ def test_the_table_shows_each_seed_the_verdict_and_the_peer() -> None:
     row = table.splitlines()[2]
     assert "500.0 (495.0..505.0); 470.0 (465.0..475.0)" in row
     assert "no (1/2)" in row and "PPO" in row and "498.0" in row and "200,320" in row
+
+
+def write_results(folder: Path, entry: str, seeds: list[int], flags: list[str]) -> Path:
+    """A results.json of runs whose folders (with a short metrics.jsonl) lie beside it."""
+    runs = []
+    for seed in seeds:
+        run_dir = folder / f"{entry}-seed{seed}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "metrics.jsonl").write_text("\n".join(
+            json.dumps({"step": step, "time_s": step / 1000, "policy_return_mean": step / 400}) for step in (1000, 2000)))
+        runs.append(dataclasses.asdict(suite.RunResult(entry, seed, 200_320, 60.0, 480.0 + seed, (470.0, 490.0), True,
+                                                       20.0, f"/elsewhere/runs/{run_dir.name}")))
+    path = folder / "results.json"
+    path.write_text(json.dumps({"runs": {entry: runs}, "peers": {}, "flags": flags}))
+    return path
+
+
+def test_the_table_and_curves_of_earlier_runs_without_training(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    first = write_results(tmp_path / "a", "cartpole-lstm", [0, 1], [])
+    second = write_results(tmp_path / "b", "cartpole-lstm", [2], [])
+    other = write_results(tmp_path / "c", "cartpole-rmc", [0], [])
+    code = suite.main(["--from-results", str(second), "--from-results", str(first), "--from-results", str(other),
+                       "--only", "cartpole-lstm", "--plot", str(tmp_path / "plots")])
+    assert code == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.startswith("| cartpole-lstm"))
+    assert "480.0 (470.0..490.0); 481.0 (470.0..490.0); 482.0 (470.0..490.0)" in row  # seeds in order
+    assert "cartpole-rmc" not in table
+    assert (tmp_path / "plots" / "learning_cartpole_v1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    flagged = write_results(tmp_path / "d", "cartpole-lstm", [3], ["--num-epochs", "1"])
+    assert suite.main(["--from-results", str(first), "--from-results", str(flagged)]) == 2
+    assert "one table takes runs of one config" in capsys.readouterr().err
+    assert suite.main(["--from-results", str(first), "--from-results", str(first)]) == 2
+    assert "cartpole-lstm seed 0 is in both" in capsys.readouterr().err
+    assert suite.main(["--from-results", str(tmp_path / "a" / "cartpole-lstm-seed0" / "metrics.jsonl")]) == 2
+    assert "is not a learning suite results.json" in capsys.readouterr().err
+    assert suite.main(["--from-results", str(first), "--flags", "--num-epochs 1"]) == 2
+    assert "--flags cannot go with --from-results" in capsys.readouterr().err
 
 
 def test_bad_arguments_exit_with_a_message() -> None:
