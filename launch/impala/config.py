@@ -165,13 +165,14 @@ class TrainConfig:
     action_hold_probability: float = 0.8
     """Exploration that persists in time (launch/impala/exploration.py): with this probability
     an actor repeats a game's previous action instead of sampling the policy, falling linearly
-    to 0 over the run; the behaviour probability of the mixture is recorded, so V-trace and the
-    clip correct for it. Discrete action spaces only (other spaces act on the policy's own
-    samples, with a notice); 0: the policy's own samples everywhere."""
-    action_hold_steps: int = 0
+    to 0 over the first --action-hold-steps frames; the behaviour probability of the mixture
+    is recorded, so V-trace and the clip correct for it. Discrete action spaces only (other
+    spaces act on the policy's own samples, with a notice); 0: the policy's own samples
+    everywhere."""
+    action_hold_steps: int = 200_000
     """Frames over which --action-hold-probability falls linearly to 0 (the run's total_steps
     when fewer), as DQN anneals its epsilon over a fixed number of frames whatever the run's
-    length; 0: over the whole run."""
+    length; after them the actors act on the policy alone. 0: over the whole run."""
     action_hold_spread: bool = True
     """Spread --action-hold-probability p over each actor's games, as Ape-X spreads its
     actors' exploration rates: game i of E holds with probability p * i / (E - 1), so one game

@@ -6,15 +6,16 @@ behaviour policy is then the mixture ``mu(a) = p * [a == previous] + (1 - p) * p
 its log-probability is what the rollout records, so V-trace's importance weights correct for
 it like for any behaviour policy; the rollout records ``log pi`` of the action taken too, and
 PPO's clip is taken against ``pi`` with the weight ``min(1, pi / mu)`` (agents/loss.py). The
-policy that is learned and evaluated is ``pi``. ``p`` falls linearly to 0 over the run, as
-the learning rate does; with ``action_hold_spread`` each actor's games hold with
-probabilities spread from 0 to ``p``.
+policy that is learned and evaluated is ``pi``. ``p`` falls linearly to 0 over the first
+``action_hold_steps`` frames (200K by default, or the run's frames if fewer), as DQN anneals
+its epsilon, and the actors act on the policy alone after that; with ``action_hold_spread``
+each actor's games hold with probabilities spread from 0 to ``p``.
 
 Why: on Acrobot-v1 a random policy that keeps its previous action with probability 0.8
 meets the goal in 21 of 50 episodes, one that samples every step in none
-(docs/learning.md, probe 9). With the clip taken against the actors' policy and the
-probabilities spread over the games it is the default (docs/learning.md, candidates O and
-P). Discrete action spaces only: on others the actors sample the policy at every step.
+(docs/learning.md, probe 9). With the clip taken against the actors' policy, the
+probabilities spread over the games and its end at 200K frames it is the default
+(docs/learning.md, candidates O, P and Q). Discrete action spaces only: on others the actors sample the policy at every step.
 """
 
 from __future__ import annotations

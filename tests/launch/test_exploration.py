@@ -34,6 +34,9 @@ def test_the_hold_probability_falls_linearly_to_zero_over_the_run():
     assert hold_probability(dataclasses.replace(config, action_hold_steps=640_000), 50) == pytest.approx(0.4)
     with pytest.raises(ConfigError, match="action_hold_steps"):
         TrainConfig(env="CartPole-v1", action_hold_steps=-1).validate()
+    # a config saved before the horizon existed held over its whole run
+    saved = {key: value for key, value in config.to_json().items() if key != "action_hold_steps"}
+    assert TrainConfig.from_saved_json(saved).action_hold_steps == 0
 
 
 def test_held_actions_and_their_behaviour_probabilities():
@@ -117,7 +120,8 @@ def test_the_episodes_of_games_that_act_with_the_policy_itself_are_marked():
 
 def test_the_default_holds_spread_actions_on_discrete_spaces_only_and_says_so_elsewhere():
     config = TrainConfig(env="Pendulum-v1", hidden_size=16, num_actors=1, envs_per_actor=2, batch_size=2)
-    assert (config.action_hold_probability, config.action_hold_spread) == (0.8, True)
+    defaults = (config.action_hold_probability, config.action_hold_spread, config.action_hold_steps)
+    assert defaults == (0.8, True, 200_000)
     assert holds_actions(config, gym.spaces.Discrete(3))
     assert not holds_actions(config, gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
     assert not holds_actions(dataclasses.replace(config, action_hold_probability=0.0), gym.spaces.Discrete(3))
