@@ -30,10 +30,8 @@ from launch.impala.config import ConfigError
 from launch.impala.run_dir import read_metrics
 
 METRIC_KEYS = {"return": "episode_return_mean", "success": "success_rate"}
-METRIC_LABELS = {"return": "mean episode return", "success": "success rate"}
-
-
 POLICY_METRIC_KEYS = {"return": "policy_return_mean", "success": "policy_success_rate"}
+METRIC_LABELS = {"return": "mean episode return", "success": "success rate"}
 
 
 def metric_key(records: Sequence[dict], metric: Literal["return", "success"]) -> str:

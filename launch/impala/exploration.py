@@ -15,7 +15,8 @@ Why: on Acrobot-v1 a random policy that keeps its previous action with probabili
 meets the goal in 21 of 50 episodes, one that samples every step in none
 (docs/learning.md, probe 9). With the clip taken against the actors' policy, the
 probabilities spread over the games and its end at 200K frames it is the default
-(docs/learning.md, candidates O, P and Q). Discrete action spaces only: on others the actors sample the policy at every step.
+(docs/learning.md, candidates O, P and Q). Discrete action spaces only: on others the actors
+sample the policy at every step.
 """
 
 from __future__ import annotations
